@@ -1,0 +1,227 @@
+"""The `kb` command: build, ask, serve (and add). User errors exit 2 with one line on stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kb.config import ConfigError, Settings, load_settings
+from kb.corpus import CorpusError
+from kb.embed import EncoderError
+from kb.index import BuildBusy, IndexMismatch, IndexMissing
+from kb.search import Filters, QueryError, SearchOptions
+
+USER_ERRORS = (ConfigError, CorpusError, EncoderError, BuildBusy, IndexMismatch, IndexMissing, QueryError)
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix: one line, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"kb: error: {self.format_message()}", err=True)
+
+
+def user_errors(fn):
+    """Turn known user-caused exceptions into one clear line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("kb: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+class Progress:
+    """Progress on a terminal: stage, counts and rate on one line; silent when not a TTY."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.stage = None
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if stage != self.stage:
+            if self.stage is not None:
+                click.echo("", err=True)
+            self.stage, self.t0 = stage, now
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-6)
+        width = 28
+        filled = int(width * done / total) if total else width
+        click.echo(f"\r{stage:8s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:,.0f}/s ",
+                   nl=False, err=True)
+
+    def close(self) -> None:
+        if self.enabled and self.stage is not None:
+            click.echo("", err=True)
+
+
+def _settings(ctx: click.Context, **overrides) -> Settings:
+    base: Settings = ctx.obj
+    return base.with_overrides(**overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kb-policy", prog_name="kb")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Policy knowledge base: build the index, ask questions, serve the site."""
+    try:
+        ctx.obj = load_settings()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _build(settings: Settings, force: bool, quiet: bool) -> None:
+    from kb.service import KnowledgeBase
+
+    progress = Progress(enabled=not quiet and sys.stderr.isatty())
+    report = KnowledgeBase(settings).build(force=force, progress=progress)
+    progress.close()
+    if quiet:
+        return
+    if report.up_to_date:
+        click.echo(f"index up to date: {report.documents} documents, {report.chunks} chunks ({report.seconds:.2f}s)")
+        return
+    click.echo(
+        f"built {report.build_name}: {report.documents} documents, {report.clauses} clauses, {report.chunks} chunks; "
+        f"embedded {report.embedded} new passages in {report.seconds:.1f}s"
+    )
+    if report.changed_documents:
+        shown = ", ".join(report.changed_documents[:8]) + (" …" if len(report.changed_documents) > 8 else "")
+        click.echo(f"  new or changed: {len(report.changed_documents)} ({shown})")
+    if report.removed_documents:
+        click.echo(f"  removed: {', '.join(report.removed_documents)}")
+
+
+@cli.command()
+@click.option("--corpus", "corpus_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="corpus folder (repeatable; default ./corpus)")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="index folder (default ./index)")
+@click.option("--force", is_flag=True, help="rebuild even when nothing changed")
+@click.option("--quiet", "-q", is_flag=True, help="print nothing on success")
+@click.pass_context
+@user_errors
+def build(ctx, corpus_dirs, index_dir, force, quiet):
+    """Build or update the index (only new or changed documents are embedded)."""
+    _build(_settings(ctx, corpus_dirs=corpus_dirs, index_dir=index_dir), force, quiet)
+
+
+def _filters(level, region, issuer, doc_type, status, year_from, year_to) -> Filters:
+    return Filters(level=tuple(level), region=region or "", issuer=issuer or "", doc_type=doc_type or "",
+                   status=tuple(status), year_from=year_from, year_to=year_to)
+
+
+def filter_options(fn):
+    """Add the metadata filter options shared by `ask` (and the API's query parameters)."""
+    for opt in reversed([
+        click.option("--level", multiple=True, help="national/provincial/municipal/county (repeatable)"),
+        click.option("--region", help="region contains this text"),
+        click.option("--issuer", help="issuer contains this text"),
+        click.option("--doc-type", help="exact doc_type"),
+        click.option("--status", multiple=True, help="effective/draft/… (repeatable)"),
+        click.option("--year-from", type=int, help="published in or after this year"),
+        click.option("--year-to", type=int, help="published in or before this year"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="index folder (default ./index)")
+@click.option("-k", "k", default="5", show_default=True, help="number of clauses to return (1-100)")
+@click.option("--json", "as_json", is_flag=True, help="print the search result JSON")
+@click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense"]), default="hybrid", show_default=True)
+@filter_options
+@click.pass_context
+@user_errors
+def ask(ctx, question, index_dir, k, as_json, mode, level, region, issuer, doc_type, status, year_from, year_to):
+    """Answer QUESTION with the cited clauses."""
+    from kb.search import check_k
+    from kb.service import KnowledgeBase, result_to_json
+
+    settings = _settings(ctx, index_dir=index_dir)
+    query = " ".join(question)
+    options = SearchOptions(k=check_k(k), mode=mode,
+                            filters=_filters(level, region, issuer, doc_type, status, year_from, year_to))
+    kb = KnowledgeBase(settings)
+    result = kb.search(query, options)
+    if as_json:
+        click.echo(json.dumps(result_to_json(result), ensure_ascii=False, indent=1))
+        return
+    if not result.hits:
+        click.echo(f"没有找到相关条款 (nothing relevant found for {query!r}).")
+        return
+    for hit in result.hits:
+        meta = [hit.doc.get(x) for x in ("issuer", "doc_no", "published", "status") if hit.doc.get(x)]
+        click.secho(f"[{hit.rank}] {hit.doc.title}  " + " > ".join(hit.clause.path), bold=True)
+        if meta:
+            click.echo("    " + " · ".join(meta))
+        for line in hit.clause.text.splitlines():
+            click.echo("    " + line)
+        click.echo(f"    -> /doc/{hit.doc.doc_id}#{hit.clause.clause_id}  (score {hit.score})\n")
+
+
+@cli.command()
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="index folder (default ./index)")
+@click.option("--corpus", "corpus_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="corpus to build from when there is no index yet (default ./corpus)")
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
+@click.option("--port", default=None, type=int, help="port (default 5000)")
+@click.option("--threads", default=8, show_default=True, help="server threads")
+@click.pass_context
+@user_errors
+def serve(ctx, index_dir, corpus_dirs, host, port, threads):
+    """Serve the site and the JSON API (builds the index first if there is none)."""
+    from kb.service import KnowledgeBase
+
+    settings = _settings(ctx, index_dir=index_dir, corpus_dirs=corpus_dirs, host=host, port=port)
+    kb = KnowledgeBase(settings)
+    if not kb.has_index():
+        click.echo(f"no index in {settings.index_dir}: building it from {', '.join(map(str, settings.corpus_dirs))} …",
+                   err=True)
+        _build(settings, force=False, quiet=False)
+    kb.index()  # fail now, not on the first request, if the index cannot be opened
+    from waitress import serve as waitress_serve
+
+    from web import create_app
+
+    app = create_app(settings=settings, kb=kb)
+    click.echo(f"serving on http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", err=True)
+    waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="kb")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="kb")
+
+
+try:  # `kb add` lives with the ingest package
+    from kb.ingest.command import add as _add_command
+
+    cli.add_command(_add_command)
+except ImportError:  # pragma: no cover - only while the ingest package is absent
+    pass
+
+if __name__ == "__main__":
+    main()

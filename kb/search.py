@@ -1,0 +1,289 @@
+"""Hybrid clause search: two lexical channels (jieba words, character bigrams) and a dense channel.
+
+Lexical scores are normalised per query and summed with tuned weights; documents a
+question names by year get a prior; the dense channel adds only where it is
+confident (cosine above a threshold), so it cannot drown a good lexical match.
+Results are whole clauses, best chunk per clause.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from kb.embed import Encoder
+from kb.index import KnowledgeIndex
+from kb.segment import Segmenter, bigrams, normalize
+from kb.types import Hit
+
+MAX_QUERY_CHARS = 500
+MAX_K = 100
+
+
+class QueryError(ValueError):
+    """The query or its options cannot be searched; the message says why."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Fusion weights, tuned on ../shared/eval/dev.jsonl with scripts/eval.py --sweep."""
+
+    word_weight: float = 0.6
+    bigram_weight: float = 0.4
+    year_boost: float = 0.35
+    dense_weight: float = 0.8
+    dense_floor: float = 0.35  # cosine below this adds nothing
+    dense_candidates: int = 200
+    min_coverage: float = 0.34  # share of the query's IDF mass the best clause must match ...
+    min_dense: float = 0.5  # ... unless the dense channel is at least this sure
+
+
+DEFAULT_TUNING = Tuning()
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters applied inside retrieval (a document outside them is never scored)."""
+
+    level: tuple[str, ...] = ()
+    region: str = ""
+    issuer: str = ""
+    doc_type: str = ""
+    status: tuple[str, ...] = ()
+    year_from: int | None = None
+    year_to: int | None = None
+    doc_ids: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        """Return True when no filter is set."""
+        return self == Filters()
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search: result count, channels, filters."""
+
+    k: int = 5
+    mode: str = "hybrid"  # hybrid | lexical | dense
+    filters: Filters = field(default_factory=Filters)
+    tuning: Tuning = DEFAULT_TUNING
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits for a query, with what the query was understood as."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    terms: tuple[str, ...]
+    years: tuple[int, ...]
+    message: str = ""
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_YEAR_RE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})(?![0-9])\s*年?")
+
+
+def clean_query(query: str) -> str:
+    """Return the query without control characters or lone surrogates; raise QueryError if unusable."""
+    if not isinstance(query, str):
+        raise QueryError("the query must be text")
+    if len(query) > MAX_QUERY_CHARS * 4:
+        raise QueryError(f"the query is too long ({len(query)} characters; at most {MAX_QUERY_CHARS})")
+    text = _CONTROL_RE.sub(" ", query)
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("the query is empty; type a question or the words of a clause")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query is too long ({len(text)} characters; at most {MAX_QUERY_CHARS})")
+    return text
+
+
+def check_k(k) -> int:
+    """Return k as an int in 1..MAX_K, or raise QueryError."""
+    try:
+        value = int(str(k).strip())
+    except (TypeError, ValueError):
+        raise QueryError(f"k must be a whole number from 1 to {MAX_K}, not {str(k)[:20]!r}") from None
+    if not 1 <= value <= MAX_K:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_K}, not {value}")
+    return value
+
+
+def _idf(model, token_id: int) -> float:
+    indptr = model.scores["indptr"]
+    df = int(indptr[token_id + 1] - indptr[token_id])
+    n = int(model.scores["num_docs"])
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def _channel_scores(model, tokens: list[str]) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:
+    """Return BM25 scores per chunk row and, per known query token, (idf, rows containing it)."""
+    n = int(model.scores["num_docs"])
+    scores = np.zeros(n, dtype=np.float32)
+    data, indices, indptr = model.scores["data"], model.scores["indices"], model.scores["indptr"]
+    postings: list[tuple[float, np.ndarray]] = []
+    for tok in dict.fromkeys(tokens):
+        tid = model.vocab_dict.get(tok)
+        if tid is None:
+            postings.append((math.log(1 + n), np.empty(0, dtype=np.int64)))
+            continue
+        s, e = int(indptr[tid]), int(indptr[tid + 1])
+        rows = indices[s:e]
+        scores[rows] += data[s:e]
+        postings.append((_idf(model, tid), rows))
+    return scores, postings
+
+
+def _coverage(postings: list[tuple[float, np.ndarray]], row: int) -> float:
+    total = sum(idf for idf, _ in postings)
+    if total <= 0:
+        return 0.0
+    got = sum(idf for idf, rows in postings if rows.size and np.any(rows == row))
+    return got / total
+
+
+def _doc_year(doc) -> int | None:
+    m = re.match(r"\s*((?:19|20)\d{2})", doc.get("published"))
+    return int(m.group(1)) if m else None
+
+
+class Searcher:
+    """Answers queries against one loaded index."""
+
+    def __init__(self, index: KnowledgeIndex, encoder: Encoder | None, segmenter: Segmenter) -> None:
+        self.index = index
+        self.encoder = encoder if index.faiss is not None else None
+        self.segmenter = segmenter
+        self.doc_years = np.array([_doc_year(d) or 0 for d in index.documents], dtype=np.int32)
+
+    # -- filters -----------------------------------------------------------
+    def doc_mask(self, filters: Filters) -> np.ndarray | None:
+        """Return a boolean mask over documents, or None when no filter is set."""
+        if filters.is_empty():
+            return None
+        mask = np.ones(len(self.index.documents), dtype=bool)
+        for i, d in enumerate(self.index.documents):
+            ok = True
+            if filters.level and d.get("level") not in filters.level:
+                ok = False
+            if filters.status and d.get("status") not in filters.status:
+                ok = False
+            if filters.region and filters.region not in d.get("region"):
+                ok = False
+            if filters.issuer and filters.issuer not in d.get("issuer"):
+                ok = False
+            if filters.doc_type and filters.doc_type != d.get("doc_type"):
+                ok = False
+            if filters.doc_ids and d.doc_id not in filters.doc_ids:
+                ok = False
+            year = int(self.doc_years[i])
+            if filters.year_from is not None and (not year or year < filters.year_from):
+                ok = False
+            if filters.year_to is not None and (not year or year > filters.year_to):
+                ok = False
+            mask[i] = ok
+        return mask
+
+    # -- channels ------------------------------------------------------------
+    def lexical(self, query: str, tuning: Tuning) -> tuple[np.ndarray, list, list]:
+        """Return (fused lexical score per chunk row in [0, ~1], word postings, bigram postings)."""
+        words = self.segmenter.words(query)
+        w_scores, w_post = _channel_scores(self.index.bm25_words, words)
+        b_scores, b_post = _channel_scores(self.index.bm25_bigrams, bigrams(query))
+        fused = np.zeros_like(w_scores)
+        if w_scores.size and w_scores.max() > 0:
+            fused += tuning.word_weight * w_scores / w_scores.max()
+        if b_scores.size and b_scores.max() > 0:
+            fused += tuning.bigram_weight * b_scores / b_scores.max()
+        return fused, w_post, b_post
+
+    def dense(self, query: str, tuning: Tuning) -> np.ndarray:
+        """Return cosine similarity per chunk row (0 outside the candidates)."""
+        n = len(self.index.chunk_ids)
+        out = np.zeros(n, dtype=np.float32)
+        if self.encoder is None or n == 0:
+            return out
+        vec = self.encoder.encode_queries([query])
+        k = min(n, max(tuning.dense_candidates, 1))
+        sims, ids = self.index.faiss.search(vec, k)
+        rows = self.index.rows_for_chunk_ids(ids[0])
+        ok = rows >= 0
+        out[rows[ok]] = sims[0][ok]
+        return out
+
+    # -- search --------------------------------------------------------------
+    def search(self, query: str, options: SearchOptions = SearchOptions()) -> SearchResult:
+        """Return the top clauses for a query; empty hits with a message when nothing is relevant."""
+        query = clean_query(query)
+        k = check_k(options.k)
+        if options.mode not in ("hybrid", "lexical", "dense"):
+            raise QueryError(f"mode must be hybrid, lexical or dense, not {options.mode!r}")
+        t = options.tuning
+        years = tuple(int(y) for y in _YEAR_RE.findall(normalize(query)))
+        n = len(self.index.chunk_ids)
+        lex = np.zeros(n, dtype=np.float32)
+        w_post: list = []
+        b_post: list = []
+        if options.mode in ("hybrid", "lexical"):
+            lex, w_post, b_post = self.lexical(query, t)
+            if years and t.year_boost:
+                named = np.isin(self.doc_years, years)
+                lex = lex * (1 + t.year_boost * named[self.index.chunk_doc])
+        dense = np.zeros(n, dtype=np.float32)
+        if options.mode in ("hybrid", "dense") and self.encoder is not None:
+            dense = self.dense(query, t)
+        if options.mode == "dense":
+            score = dense.copy()
+        elif options.mode == "lexical":
+            score = lex
+        else:
+            score = lex + t.dense_weight * np.maximum(dense - t.dense_floor, 0)
+        mask = self.doc_mask(options.filters)
+        if mask is not None:
+            score = np.where(mask[self.index.chunk_doc], score, -np.inf)
+        terms = tuple(dict.fromkeys(self.segmenter.words(query)))
+        if n == 0:
+            return SearchResult(query, (), terms, years, "the index is empty")
+        # best chunk per clause
+        order = np.argsort(-score, kind="stable")
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        best_rows: list[int] = []
+        for row in order:
+            if not np.isfinite(score[row]) or score[row] <= 0:
+                break
+            clause_row = int(self.index.chunk_clause[row])
+            if clause_row in seen:
+                continue
+            seen.add(clause_row)
+            best_rows.append(int(row))
+            if len(best_rows) >= k:
+                break
+        if not best_rows:
+            return SearchResult(query, (), terms, years, "nothing relevant found")
+        top = best_rows[0]
+        if options.mode != "dense":
+            coverage = max(_coverage(w_post, top), _coverage(b_post, top))
+            if coverage < t.min_coverage and float(dense[top]) < t.min_dense:
+                return SearchResult(query, (), terms, years, "nothing relevant found")
+        for rank, row in enumerate(best_rows, start=1):
+            clause = self.index.clause_at(int(self.index.chunk_clause[row]))
+            doc = self.index.documents[int(self.index.chunk_doc[row])]
+            channels = (("lexical", float(lex[row])), ("dense", float(dense[row])))
+            hits.append(Hit(rank=rank, score=round(float(score[row]), 4), doc=doc, clause=clause, channels=channels))
+        return SearchResult(query, tuple(hits), terms, years)
+
+
+def with_tuning(options: SearchOptions, **changes) -> SearchOptions:
+    """Return options with some tuning values replaced (for sweeps)."""
+    return replace(options, tuning=replace(options.tuning, **changes))
+
+
+def nfkc(text: str) -> str:
+    """Return NFKC-normalised text (how gold strings are compared)."""
+    return unicodedata.normalize("NFKC", text)

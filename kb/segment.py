@@ -1,0 +1,109 @@
+"""Text normalisation and segmentation: one owned `jieba.Tokenizer` with the policy dictionary.
+
+Produces two token streams for the lexical channels: jieba words (search mode,
+stop words and punctuation removed) and character bigrams (robust to
+segmentation differences and abbreviations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import tempfile
+import threading
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+SEGMENTER_VERSION = "2"
+
+_KEEP_RE = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff%.]+")
+_CJK_OR_ALNUM = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff]")
+
+
+def normalize(text: str) -> str:
+    """Return NFKC-normalised, lower-cased text (full-width digits and letters become half-width)."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("kb") / "data" / name))
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """Return the stop-word set kept in `kb/data/stopwords.txt`."""
+    lines = _data_file("stopwords.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+
+
+def user_dictionary_words() -> list[str]:
+    """Return the words of the policy user dictionary."""
+    lines = _data_file("userdict.txt").read_text(encoding="utf-8").splitlines()
+    return [ln.split()[0] for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+class Segmenter:
+    """Owns a jieba Tokenizer loaded with the policy user dictionary (lazily, thread-safe)."""
+
+    def __init__(self, extra_words: list[str] | None = None) -> None:
+        self._extra = list(extra_words or [])
+        self._lock = threading.Lock()
+        self._tokenizer = None
+
+    @property
+    def version(self) -> str:
+        """Identify segmentation behaviour: code version plus dictionary contents."""
+        digest = hashlib.sha1()
+        digest.update(_data_file("userdict.txt").read_bytes())
+        digest.update(_data_file("stopwords.txt").read_bytes())
+        digest.update("\n".join(self._extra).encode("utf-8"))
+        return f"{SEGMENTER_VERSION}-{digest.hexdigest()[:10]}"
+
+    def _get(self):
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    import jieba
+
+                    jieba.setLogLevel(logging.WARNING)
+                    tok = jieba.Tokenizer()
+                    tok.tmp_dir = tempfile.gettempdir()
+                    tok.initialize()
+                    tok.load_userdict(str(_data_file("userdict.txt")))
+                    for word in self._extra:
+                        tok.add_word(word)
+                    self._tokenizer = tok
+        return self._tokenizer
+
+    def words(self, text: str) -> list[str]:
+        """Return search-mode jieba words of normalised text, without stop words or punctuation."""
+        stops = stop_words()
+        out: list[str] = []
+        for tok in self._get().cut_for_search(normalize(text), HMM=True):
+            tok = tok.strip()
+            if not tok or tok in stops or not _CJK_OR_ALNUM.search(tok):
+                continue
+            out.append(tok)
+        return out
+
+    def add_word(self, word: str) -> None:
+        """Teach the tokenizer one more word (for document titles and short titles)."""
+        self._get().add_word(word)
+
+
+def bigrams(text: str) -> list[str]:
+    """Return overlapping character bigrams within runs of CJK/alphanumeric characters.
+
+    ASCII words and numbers stay whole tokens so "2025" is not split into "20", "02".
+    """
+    out: list[str] = []
+    for run in _KEEP_RE.findall(normalize(text)):
+        pieces = re.findall(r"[0-9a-z%.]+|[\u3400-\u9fff\uf900-\ufaff]", run)
+        if len(pieces) == 1:
+            out.append(pieces[0])
+            continue
+        out.extend(a + b for a, b in zip(pieces, pieces[1:]))
+    return out

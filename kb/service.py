@@ -1,0 +1,107 @@
+"""The knowledge base as the CLI and the web app use it: settings in, index handle and searcher out.
+
+Owns the wiring (encoder per settings, one segmenter, hot-swapping searcher) and the
+conversion of hits into the contract JSON of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+from kb.config import Settings
+from kb.embed import Encoder, load_encoder
+from kb.index import BuildReport, IndexHandle, KnowledgeIndex, build_index
+from kb.search import SearchOptions, SearchResult, Searcher
+from kb.segment import Segmenter
+from kb.types import Hit
+
+_SEGMENTER = Segmenter()
+
+
+def shared_segmenter() -> Segmenter:
+    """Return the process-wide segmenter (jieba's dictionary is loaded once)."""
+    return _SEGMENTER
+
+
+class KnowledgeBase:
+    """Settings-bound facade: build, search, read documents; follows newly published builds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.segmenter = shared_segmenter()
+        self._encoder: Encoder | None = None
+        self._encoder_lock = threading.Lock()
+        self.handle = IndexHandle(Path(settings.index_dir), self.encoder_id())
+        self._searcher: tuple[KnowledgeIndex, Searcher] | None = None
+
+    def encoder_id(self) -> str | None:
+        """Return the configured encoder's id without loading its weights (None when dense is off)."""
+        if not self.settings.dense:
+            return None
+        return self.encoder().model_id
+
+    def encoder(self) -> Encoder | None:
+        """Return the configured encoder (weights load lazily on first use), or None when dense is off."""
+        if not self.settings.dense:
+            return None
+        if self._encoder is None:
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = load_encoder(self.settings.model)
+        return self._encoder
+
+    def build(self, *, force: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
+        """Build or update the index from the configured corpora."""
+        return build_index(list(self.settings.corpus_dirs), Path(self.settings.index_dir), self.encoder(),
+                           self.segmenter, force=force, progress=progress)
+
+    def has_index(self) -> bool:
+        """Return True when a build has been published."""
+        from kb.index import read_current
+
+        return read_current(Path(self.settings.index_dir)) is not None
+
+    def index(self) -> KnowledgeIndex:
+        """Return the current published build (reloaded if a newer one was published)."""
+        return self.handle.current()
+
+    def searcher(self) -> Searcher:
+        """Return a searcher over the current build."""
+        index = self.handle.current()
+        cached = self._searcher
+        if cached is None or cached[0] is not index:
+            cached = (index, Searcher(index, self.encoder(), self.segmenter))
+            self._searcher = cached
+        return cached[1]
+
+    def search(self, query: str, options: SearchOptions = SearchOptions()) -> SearchResult:
+        """Search the current build."""
+        return self.searcher().search(query, options)
+
+
+def hit_to_json(hit: Hit) -> dict:
+    """Return one result in the contract shape of DESIGN.md."""
+    doc = hit.doc
+    return {
+        "rank": hit.rank,
+        "score": hit.score,
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "clause_id": hit.clause.clause_id,
+        "clause_path": list(hit.clause.path),
+        "text": hit.clause.text,
+        "url": f"/doc/{doc.doc_id}#{hit.clause.clause_id}",
+        "doc": {key: doc.get(key) for key in ("issuer", "level", "status", "published", "doc_no", "region", "doc_type")},
+        "channels": dict(hit.channels),
+    }
+
+
+def result_to_json(result: SearchResult) -> dict:
+    """Return the search result JSON of the contract (plus what the query was understood as)."""
+    out = {"query": result.query, "results": [hit_to_json(h) for h in result.hits]}
+    out["understood"] = {"terms": list(result.terms), "years": list(result.years)}
+    if result.message:
+        out["message"] = result.message
+    return out

@@ -1,0 +1,132 @@
+"""Retrieval evaluation: hit@1, hit@5 and MRR@10 for lexical-only, dense-only and the shipped hybrid.
+
+    python scripts/eval.py --corpus corpus --corpus ../shared/corpora/gov-work-reports \
+        --corpus ../shared/corpora/cpc-congress-reports --index /tmp/kb-eval-index \
+        --gold ../shared/eval/dev.jsonl
+
+A question is answered at rank r when the r-th cited clause contains one of its gold
+strings after NFKC normalisation (../shared/eval/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kb.embed import load_encoder  # noqa: E402
+from kb.index import IndexHandle, build_index  # noqa: E402
+from kb.search import SearchOptions, Searcher, nfkc, with_tuning  # noqa: E402
+from kb.segment import Segmenter  # noqa: E402
+
+
+def load_gold(path: Path) -> list[dict]:
+    """Return the gold questions of a JSONL file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def rank_of(result, gold: list[str]) -> int | None:
+    """Return the 1-based rank of the first hit containing a gold string, or None."""
+    golds = [nfkc(g) for g in gold]
+    for hit in result.hits:
+        text = nfkc(hit.clause.text)
+        if any(g in text for g in golds):
+            return hit.rank
+    return None
+
+
+def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) -> dict:
+    """Return hit@1, hit@5, MRR@10 and per-question ranks for one configuration."""
+    ranks = []
+    for q in questions:
+        result = searcher.search(q["query"], SearchOptions(k=10, mode=options.mode, tuning=options.tuning))
+        ranks.append(rank_of(result, q["gold"]))
+    n = len(ranks) or 1
+    return {
+        "hit@1": sum(1 for r in ranks if r == 1) / n,
+        "hit@5": sum(1 for r in ranks if r and r <= 5) / n,
+        "mrr@10": sum(1 / r for r in ranks if r and r <= 10) / n,
+        "ranks": ranks,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", action="append", type=Path, help="corpus folder (repeatable)")
+    parser.add_argument("--index", type=Path, default=Path("/tmp/kb-eval-index"))
+    parser.add_argument("--gold", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl")
+    parser.add_argument("--model", default="use-multilingual-v3")
+    parser.add_argument("--no-dense", action="store_true", help="lexical only (no encoder)")
+    parser.add_argument("--tail", type=int, default=6, help="the last N questions form the enterprise-voice part")
+    parser.add_argument("--show", action="store_true", help="print each question's rank per mode")
+    parser.add_argument("--sweep", action="store_true", help="grid-search the fusion weights and print the best")
+    args = parser.parse_args(argv)
+    corpora = args.corpus or [ROOT / "corpus", ROOT.parent / "shared/corpora/gov-work-reports",
+                              ROOT.parent / "shared/corpora/cpc-congress-reports"]
+    encoder = None if args.no_dense else load_encoder(args.model)
+    segmenter = Segmenter()
+    t0 = time.perf_counter()
+    report = build_index(corpora, args.index, encoder, segmenter,
+                         progress=lambda s, d, t: print(f"\r{s} {d}/{t}   ", end="", file=sys.stderr))
+    print(f"\nindex: {report.chunks} chunks, {report.clauses} clauses "
+          f"({'up to date' if report.up_to_date else f'built in {time.perf_counter() - t0:.1f}s'})", file=sys.stderr)
+    index = IndexHandle(args.index, encoder.model_id if encoder else None).current()
+    searcher = Searcher(index, encoder, segmenter)
+    questions = load_gold(args.gold)
+    tail = questions[-args.tail:] if args.tail else []
+
+    if args.sweep:
+        return sweep(searcher, questions, tail)
+
+    modes = ["lexical"] + ([] if encoder is None else ["dense", "hybrid"])
+    rows = []
+    per_mode = {}
+    for mode in modes:
+        whole = evaluate(searcher, questions, SearchOptions(mode=mode))
+        part = evaluate(searcher, tail, SearchOptions(mode=mode)) if tail else None
+        per_mode[mode] = whole["ranks"]
+        rows.append((mode, whole, part))
+    print(f"\n{len(questions)} questions ({args.gold}); last {len(tail)} = enterprise voice\n")
+    print(f"| mode | hit@1 | hit@5 | MRR@10 | voice hit@5 | voice MRR@10 |")
+    print(f"|---|---|---|---|---|---|")
+    for mode, whole, part in rows:
+        print(f"| {mode} | {whole['hit@1']:.2f} | {whole['hit@5']:.2f} | {whole['mrr@10']:.2f} | "
+              f"{part['hit@5']:.2f} | {part['mrr@10']:.2f} |" if part else
+              f"| {mode} | {whole['hit@1']:.2f} | {whole['hit@5']:.2f} | {whole['mrr@10']:.2f} | - | - |")
+    if args.show:
+        print()
+        for i, q in enumerate(questions):
+            print(f"{i:2d} " + " ".join(f"{m}={per_mode[m][i]}" for m in modes) + f"  {q['query']}")
+    return 0
+
+
+def sweep(searcher: Searcher, questions: list[dict], tail: list[dict]) -> int:
+    """Grid-search fusion weights on the gold set; prints the top configurations."""
+    grid = {
+        "word_weight": [0.4, 0.5, 0.6, 0.7, 0.8],
+        "year_boost": [0.0, 0.2, 0.35, 0.5, 0.8],
+        "dense_weight": [0.0, 0.4, 0.8, 1.2],
+        "dense_floor": [0.3, 0.35, 0.4, 0.45],
+    }
+    results = []
+    keys = list(grid)
+    for values in itertools.product(*grid.values()):
+        changes = dict(zip(keys, values))
+        changes["bigram_weight"] = round(1 - changes["word_weight"], 2)
+        opts = with_tuning(SearchOptions(mode="hybrid"), **changes)
+        whole = evaluate(searcher, questions, opts)
+        results.append((whole["hit@5"], whole["mrr@10"], whole["hit@1"], changes))
+    results.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    for hit5, mrr, hit1, changes in results[:15]:
+        print(f"hit@1 {hit1:.3f} hit@5 {hit5:.3f} mrr {mrr:.3f}  {changes}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Search over a real index (corpus/ plus two real government work reports, real encoder)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb.search import Filters, QueryError, SearchOptions, clean_query
+
+
+def test_target_question_returns_targets_clause_first(built_index):
+    result = built_index.search("到2025年要培育多少家国家级专精特新小巨人企业", SearchOptions(k=5))
+    top = result.hits[0]
+    assert "企业25家" in top.clause.text
+    assert top.clause.path == ("二、主要内容", "2.拟定主要目标")
+    assert top.doc.doc_id == "lianyungang-zjtx-plan-interpretation"
+
+
+@pytest.mark.parametrize("mode", ["lexical", "dense", "hybrid"])
+def test_every_mode_returns_whole_clauses(built_index, mode):
+    result = built_index.search("数字技术赋能工程", SearchOptions(k=3, mode=mode))
+    assert result.hits
+    for hit in result.hits:
+        clause = built_index.index().clause(hit.doc.doc_id, hit.clause.clause_id)
+        assert clause.text == hit.clause.text  # the whole clause, not a window
+
+
+def test_year_named_in_question_finds_that_report(built_index):
+    result = built_index.search("2023年将制造业企业和科技型中小企业研发费用加计扣除比例提高到多少", SearchOptions(k=5))
+    assert any("提高至100%" in h.clause.text and h.doc.doc_id == "gwr-2023" for h in result.hits[:3])
+
+
+def test_nothing_relevant_gives_no_hits(built_index):
+    result = built_index.search("量子色动力学夸克禁闭", SearchOptions(k=5))
+    assert result.hits == () and result.message
+
+
+def test_filters_never_return_outside_documents(built_index):
+    result = built_index.search("中小企业", SearchOptions(k=20, filters=Filters(level=("municipal",))))
+    assert result.hits and all(h.doc.get("level") == "municipal" for h in result.hits)
+    result = built_index.search("中小企业", SearchOptions(k=20, filters=Filters(year_from=2024, year_to=2024)))
+    assert result.hits and all(h.doc.doc_id == "gwr-2024" for h in result.hits)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x00\x01", "字" * 600])
+def test_bad_queries_are_refused(bad):
+    with pytest.raises(QueryError):
+        clean_query(bad)
+
+
+def test_control_characters_and_surrogates_are_dropped():
+    assert clean_query("专精\x00特新\ud800") == "专精 特新"

@@ -1,0 +1,72 @@
+"""Pages and the JSON API against a real index."""
+
+from __future__ import annotations
+
+import re
+
+QUESTION = "到2025年要培育多少家国家级专精特新小巨人企业"
+
+
+def test_api_contract(client):
+    r = client.get("/api/search", query_string={"q": QUESTION, "k": 5})
+    assert r.status_code == 200
+    data = r.get_json()
+    assert data["query"] == QUESTION
+    first = data["results"][0]
+    for key in ("rank", "score", "doc_id", "title", "clause_id", "clause_path", "text", "url", "doc"):
+        assert key in first
+    assert first["rank"] == 1 and "企业25家" in first["text"]
+    assert first["clause_path"] == ["二、主要内容", "2.拟定主要目标"]
+    assert first["url"] == f"/doc/{first['doc_id']}#{first['clause_id']}"
+    for key in ("issuer", "level", "status", "published"):
+        assert key in first["doc"]
+    assert len(data["results"]) <= 5
+
+
+def test_url_lands_on_clause_anchor(client):
+    first = client.get("/api/search", query_string={"q": QUESTION}).get_json()["results"][0]
+    path, anchor = first["url"].split("#")
+    page = client.get(path).get_data(as_text=True)
+    section = re.search(rf'<section id="{anchor}"[^>]*>(.*?)</section>', page, re.S)
+    assert section and "企业25家" in section.group(1)
+    assert 'href="#c2-3-6"' in page  # outline links to 数字技术赋能工程
+
+
+def test_search_page_highlights_and_links(client):
+    page = client.get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
+    assert "<mark>小巨人</mark>" in page and "25家" in page
+    assert "二、主要内容 › 2.拟定主要目标" in page
+    assert 'href="/doc/lianyungang-zjtx-plan-interpretation?hl=c2-2#c2-2"' in page
+    assert "政策解读" in page  # status label
+
+
+def test_home_page(client):
+    page = client.get("/").get_data(as_text=True)
+    assert '<form class="search"' in page and 'name="q"' in page
+
+
+def test_api_errors_are_json_4xx(client):
+    for qs in ({"q": ""}, {"q": "x", "k": "0"}, {"q": "x", "k": "abc"}, {"q": "x", "k": "1000000000"}, {}):
+        r = client.get("/api/search", query_string=qs)
+        assert r.status_code == 400, qs
+        assert set(r.get_json()["error"]) == {"code", "message"}
+    r = client.get("/api/nothing-here")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+
+
+def test_unknown_and_traversal_doc_ids_are_404(client):
+    for path in ("/doc/nope", "/doc/..%2F..%2Fetc%2Fpasswd", "/doc/../../etc/passwd"):
+        assert client.get(path).status_code == 404
+
+
+def test_document_markdown_is_sanitised(tmp_path):
+    from web.pages import render_clause_markdown
+
+    html = str(render_clause_markdown('<script>alert(1)</script>[x](javascript:alert(1))<img src=x onerror=alert(1)>'))
+    assert "<script" not in html and "javascript:" not in html and "onerror" not in html
+    assert "<ol>" not in str(render_clause_markdown("1. 三大基本原则"))
+
+
+def test_security_headers(client):
+    r = client.get("/")
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]

@@ -1,0 +1,41 @@
+"""Flask site and JSON API over the knowledge base: app factory, blueprints, security headers."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from kb.config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, kb=None, test_config: dict | None = None) -> Flask:
+    """Return the Flask app serving `kb` (a kb.service.KnowledgeBase built from settings if not given)."""
+    from kb.service import KnowledgeBase
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=60 * 2**20, JSON_AS_ASCII=False)
+    if test_config:
+        app.config.update(test_config)
+    settings = settings or load_settings()
+    app.extensions["kb"] = kb or KnowledgeBase(settings)
+    app.extensions["kb_settings"] = settings
+    app.json.ensure_ascii = False
+
+    from web import api, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.jinja_env.filters["highlight"] = pages.highlight
+    app.jinja_env.globals["status_label"] = pages.status_label
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

@@ -1,0 +1,156 @@
+"""HTML pages: search (/ and /search) and the document reader (/doc/<doc_id>) with an anchor per clause."""
+
+from __future__ import annotations
+
+import re
+
+import markdown
+import nh3
+from flask import Blueprint, abort, current_app, render_template, request
+from markupsafe import Markup, escape
+
+from kb.index import IndexMismatch, IndexMissing
+from kb.search import QueryError, SearchOptions, check_k
+from web.api import filters_from_args
+
+bp = Blueprint("pages", __name__)
+
+STATUS_LABELS = {
+    "effective": "现行有效",
+    "draft": "征求意见稿",
+    "expired": "已失效",
+    "superseded": "已被替代",
+    "repealed": "已废止",
+    "interpretation": "政策解读",
+}
+LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
+_DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,120}$")
+_MD_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
+            "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "code", "pre", "hr", "a", "sup", "sub"}
+
+
+def status_label(status: str) -> str:
+    """Return the Chinese label of a document status."""
+    return STATUS_LABELS.get(status, status)
+
+
+def highlight(text: str, terms) -> Markup:
+    """Return escaped text with query terms wrapped in <mark> (longest terms first, no overlaps)."""
+    # single characters (到, 年, 家) would light up half the text
+    terms = sorted({t for t in (terms or []) if len(t.strip()) >= 2}, key=len, reverse=True)
+    if not terms:
+        return Markup(escape(text))
+    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    out, pos = [], 0
+    for m in pattern.finditer(text):
+        out.append(escape(text[pos:m.start()]))
+        out.append(Markup("<mark>") + escape(m.group(0)) + Markup("</mark>"))
+        pos = m.end()
+    out.append(escape(text[pos:]))
+    return Markup("").join(out)
+
+
+_LIST_LIKE = re.compile(r"^(\s*)(\d+)([.)])")
+
+
+def render_clause_markdown(text: str) -> Markup:
+    """Render a clause's Markdown to sanitised HTML, one paragraph per source line.
+
+    Policy text numbers its own clauses ("1. 三大基本原则"), so those lines are not
+    turned into Markdown lists; tables and `#` headings still render.
+    """
+    blocks: list[str] = []
+    table: list[str] = []
+    for line in text.split("\n"):
+        if line.lstrip().startswith("|"):
+            table.append(line)
+            continue
+        if table:
+            blocks.append("\n".join(table))
+            table = []
+        if line.strip():
+            blocks.append(_LIST_LIKE.sub(r"\1\2\\\3", line))
+    if table:
+        blocks.append("\n".join(table))
+    html = markdown.markdown("\n\n".join(blocks), extensions=["tables"], output_format="html")
+    clean = nh3.clean(html, tags=_MD_TAGS, attributes={"a": {"href", "title"}, "th": {"align"}, "td": {"align"}},
+                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    return Markup(clean)
+
+
+def _kb():
+    return current_app.extensions["kb"]
+
+
+@bp.get("/")
+def home():
+    """The search page."""
+    return render_template("search.html", q="", result=None, error=None, k=5, mode="hybrid", args=request.args)
+
+
+@bp.get("/search")
+def search():
+    """Search results with citations."""
+    q = request.args.get("q", "")
+    error = None
+    result = None
+    k = 5
+    mode = request.args.get("mode", "hybrid")
+    status = 200
+    try:
+        k = check_k(request.args.get("k", "5") or "5")
+        result = _kb().search(q, SearchOptions(k=k, mode=mode, filters=filters_from_args(request.args)))
+    except QueryError as exc:
+        error, status = str(exc), 400
+    except (IndexMissing, IndexMismatch) as exc:
+        error, status = f"索引暂不可用：{exc}", 503
+    return render_template("search.html", q=q, result=result, error=error, k=k, mode=mode,
+                           args=request.args), status
+
+
+@bp.get("/doc/<doc_id>")
+def document(doc_id: str):
+    """The whole document with an anchor (element id) per clause."""
+    if not _DOC_ID_RE.match(doc_id):
+        abort(404)
+    try:
+        index = _kb().index()
+    except (IndexMissing, IndexMismatch) as exc:
+        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    doc = index.document(doc_id)
+    if doc is None:
+        abort(404)
+    clauses = index.clauses_of(doc_id)
+    sections = []
+    for c in clauses:
+        sections.append({"clause": c, "html": render_clause_markdown(c.text)})
+    outline = [c for c in clauses if c.heading]
+    return render_template("doc.html", doc=doc, meta=doc.meta_dict(), sections=sections, outline=outline,
+                           hl=request.args.get("hl", ""), level_labels=LEVEL_LABELS)
+
+
+@bp.app_errorhandler(404)
+def not_found(exc):
+    if request.path.startswith("/api/"):
+        from web.api import api_error
+
+        return api_error(404, "not_found", "no such resource")
+    return render_template("error.html", title="未找到", message="没有这个页面或文档。"), 404
+
+
+@bp.app_errorhandler(405)
+def not_allowed(exc):
+    if request.path.startswith("/api/"):
+        from web.api import api_error
+
+        return api_error(405, "method_not_allowed", "this method is not allowed here")
+    return render_template("error.html", title="不支持的请求", message="这个地址不支持该请求方式。"), 405
+
+
+@bp.app_errorhandler(413)
+def too_large(exc):
+    if request.path.startswith("/api/"):
+        from web.api import api_error
+
+        return api_error(413, "too_large", "the request body is too large")
+    return render_template("error.html", title="文件过大", message="上传的内容超过了大小限制。"), 413
