@@ -17,6 +17,7 @@ import numpy as np
 
 from kb.embed import Encoder
 from kb.index import KnowledgeIndex
+from kb.query import LEVEL_CUES, Understanding, region_terms, understand
 from kb.segment import Segmenter, bigrams, normalize
 from kb.types import Hit
 
@@ -34,7 +35,10 @@ class Tuning:
 
     word_weight: float = 0.6
     bigram_weight: float = 0.4
+    expansion_weight: float = 0.4
     year_boost: float = 0.35
+    named_boost: float = 1.0  # a document the question names (type + year, or 《title》)
+    level_boost: float = 0.3  # documents of the level or region the question points at
     dense_weight: float = 0.8
     dense_floor: float = 0.35  # cosine below this adds nothing
     dense_candidates: int = 200
@@ -71,6 +75,7 @@ class SearchOptions:
     mode: str = "hybrid"  # hybrid | lexical | dense
     filters: Filters = field(default_factory=Filters)
     tuning: Tuning = DEFAULT_TUNING
+    expand: bool = True  # thesaurus expansions on/off
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,16 @@ class SearchResult:
     query: str
     hits: tuple[Hit, ...]
     terms: tuple[str, ...]
-    years: tuple[int, ...]
+    understanding: Understanding
     message: str = ""
+
+    @property
+    def years(self) -> tuple[int, ...]:
+        """Years the question names."""
+        return self.understanding.years
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-_YEAR_RE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})(?![0-9])\s*年?")
 
 
 def clean_query(query: str) -> str:
@@ -121,21 +130,30 @@ def _idf(model, token_id: int) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
-def _channel_scores(model, tokens: list[str]) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:
-    """Return BM25 scores per chunk row and, per known query token, (idf, rows containing it)."""
+def _weighted(user: list[str], extra: list[str], extra_weight: float) -> dict[str, float]:
+    weights = {t: 1.0 for t in user}
+    for t in extra:
+        weights.setdefault(t, extra_weight)
+    return weights
+
+
+def _channel_scores(model, weights: dict[str, float]) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:
+    """Return weighted BM25 scores per chunk row and, per user token (weight 1), (idf, rows containing it)."""
     n = int(model.scores["num_docs"])
     scores = np.zeros(n, dtype=np.float32)
     data, indices, indptr = model.scores["data"], model.scores["indices"], model.scores["indptr"]
     postings: list[tuple[float, np.ndarray]] = []
-    for tok in dict.fromkeys(tokens):
+    for tok, weight in weights.items():
         tid = model.vocab_dict.get(tok)
         if tid is None:
-            postings.append((math.log(1 + n), np.empty(0, dtype=np.int64)))
+            if weight >= 1.0:
+                postings.append((math.log(1 + n), np.empty(0, dtype=np.int64)))
             continue
         s, e = int(indptr[tid]), int(indptr[tid + 1])
         rows = indices[s:e]
-        scores[rows] += data[s:e]
-        postings.append((_idf(model, tid), rows))
+        scores[rows] += weight * data[s:e]
+        if weight >= 1.0:
+            postings.append((_idf(model, tid), rows))
     return scores, postings
 
 
@@ -159,7 +177,36 @@ class Searcher:
         self.index = index
         self.encoder = encoder if index.faiss is not None else None
         self.segmenter = segmenter
-        self.doc_years = np.array([_doc_year(d) or 0 for d in index.documents], dtype=np.int32)
+        docs = index.documents
+        self.doc_years = np.array([_doc_year(d) or 0 for d in docs], dtype=np.int32)
+        self.doc_types = tuple(sorted({d.get("doc_type") for d in docs if d.get("doc_type")}, key=len, reverse=True))
+        self.doc_regions = [region_terms(d.get("region")) for d in docs]
+        self.region_names = tuple(sorted({r for rs in self.doc_regions for r in rs}))
+
+    def understand(self, query: str, expand: bool = True, tuning: Tuning = DEFAULT_TUNING) -> Understanding:
+        """Return what the query names and needs, given the documents in this index."""
+        return understand(query, doc_types=self.doc_types, regions=self.region_names, expand=expand,
+                          expansion_weight=tuning.expansion_weight)
+
+    def doc_prior(self, u: Understanding, t: Tuning) -> np.ndarray:
+        """Return a multiplicative prior per document from the years, titles, types and places a query names."""
+        prior = np.ones(len(self.index.documents), dtype=np.float32)
+        if not (u.years or u.titles or u.levels or u.regions):
+            return prior
+        titles = [normalize(x) for x in u.titles]
+        for i, d in enumerate(self.index.documents):
+            year_hit = bool(u.years) and int(self.doc_years[i]) in u.years
+            type_hit = d.get("doc_type") in u.doc_types
+            title = normalize(d.title)
+            if year_hit:
+                prior[i] *= 1 + t.year_boost
+                if type_hit:
+                    prior[i] *= 1 + t.named_boost
+            if titles and any(x in title or (len(title) >= 4 and title in x) for x in titles):
+                prior[i] *= 1 + t.named_boost
+            if d.get("level") in u.levels or set(self.doc_regions[i]) & set(u.regions):
+                prior[i] *= 1 + t.level_boost
+        return prior
 
     # -- filters -----------------------------------------------------------
     def doc_mask(self, filters: Filters) -> np.ndarray | None:
@@ -190,11 +237,14 @@ class Searcher:
         return mask
 
     # -- channels ------------------------------------------------------------
-    def lexical(self, query: str, tuning: Tuning) -> tuple[np.ndarray, list, list]:
+    def lexical(self, query: str, tuning: Tuning, expansions: tuple = ()) -> tuple[np.ndarray, list, list]:
         """Return (fused lexical score per chunk row in [0, ~1], word postings, bigram postings)."""
-        words = self.segmenter.words(query)
-        w_scores, w_post = _channel_scores(self.index.bm25_words, words)
-        b_scores, b_post = _channel_scores(self.index.bm25_bigrams, bigrams(query))
+        extra_words = [w for e in expansions for w in self.segmenter.words(e.term)]
+        extra_bigrams = [b for e in expansions for b in bigrams(e.term)]
+        w_scores, w_post = _channel_scores(
+            self.index.bm25_words, _weighted(self.segmenter.words(query), extra_words, tuning.expansion_weight))
+        b_scores, b_post = _channel_scores(
+            self.index.bm25_bigrams, _weighted(bigrams(query), extra_bigrams, tuning.expansion_weight))
         fused = np.zeros_like(w_scores)
         if w_scores.size and w_scores.max() > 0:
             fused += tuning.word_weight * w_scores / w_scores.max()
@@ -216,6 +266,47 @@ class Searcher:
         out[rows[ok]] = sims[0][ok]
         return out
 
+    def _too_weak(self, query: str, u: Understanding, top_row: int, top_dense: float, t: Tuning) -> bool:
+        """Return True when the best chunk matches too little of the question's content to be worth showing.
+
+        Content = the question's precise-mode words (two or more characters) that occur in
+        the corpus vocabulary; a word counts as matched when the chunk has it or one of its
+        thesaurus expansions. Words that are level cues ("市里") are not content.
+        """
+        if top_dense >= t.min_dense:
+            return False
+        model = self.index.bm25_words
+        norm = normalize(query)
+        cues = {c for cues in LEVEL_CUES.values() for c in cues if c in norm}
+        total = got = 0.0
+        for word in dict.fromkeys(self.segmenter.content_words(query)):
+            if word in cues:
+                continue
+            variants = [word] + [x for e in u.expansions if e.source in word or word in e.source
+                                 for x in self.segmenter.words(e.term)]
+            tid = model.vocab_dict.get(word)
+            idf = _idf(model, tid) if tid is not None else None
+            if idf is None:
+                known = [model.vocab_dict[v] for v in variants if v in model.vocab_dict]
+                if not known:
+                    continue  # a word the corpus never uses says nothing either way
+                idf = max(_idf(model, k) for k in known)
+            total += idf
+            if any(self._chunk_has(model, v, top_row) for v in variants):
+                got += idf
+        if total == 0:
+            return True
+        return got / total < t.min_coverage
+
+    @staticmethod
+    def _chunk_has(model, token: str, row: int) -> bool:
+        tid = model.vocab_dict.get(token)
+        if tid is None:
+            return False
+        indptr = model.scores["indptr"]
+        rows = model.scores["indices"][int(indptr[tid]):int(indptr[tid + 1])]
+        return bool(np.any(rows == row))
+
     # -- search --------------------------------------------------------------
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> SearchResult:
         """Return the top clauses for a query; empty hits with a message when nothing is relevant."""
@@ -224,16 +315,13 @@ class Searcher:
         if options.mode not in ("hybrid", "lexical", "dense"):
             raise QueryError(f"mode must be hybrid, lexical or dense, not {options.mode!r}")
         t = options.tuning
-        years = tuple(int(y) for y in _YEAR_RE.findall(normalize(query)))
+        u = self.understand(query, options.expand, t)
         n = len(self.index.chunk_ids)
         lex = np.zeros(n, dtype=np.float32)
         w_post: list = []
         b_post: list = []
         if options.mode in ("hybrid", "lexical"):
-            lex, w_post, b_post = self.lexical(query, t)
-            if years and t.year_boost:
-                named = np.isin(self.doc_years, years)
-                lex = lex * (1 + t.year_boost * named[self.index.chunk_doc])
+            lex, w_post, b_post = self.lexical(query, t, u.expansions)
         dense = np.zeros(n, dtype=np.float32)
         if options.mode in ("hybrid", "dense") and self.encoder is not None:
             dense = self.dense(query, t)
@@ -243,12 +331,14 @@ class Searcher:
             score = lex
         else:
             score = lex + t.dense_weight * np.maximum(dense - t.dense_floor, 0)
+        if options.mode != "dense":
+            score = score * self.doc_prior(u, t)[self.index.chunk_doc]
         mask = self.doc_mask(options.filters)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
         terms = tuple(dict.fromkeys(self.segmenter.words(query)))
         if n == 0:
-            return SearchResult(query, (), terms, years, "the index is empty")
+            return SearchResult(query, (), terms, u, "the index is empty")
         # best chunk per clause
         order = np.argsort(-score, kind="stable")
         hits: list[Hit] = []
@@ -265,18 +355,15 @@ class Searcher:
             if len(best_rows) >= k:
                 break
         if not best_rows:
-            return SearchResult(query, (), terms, years, "nothing relevant found")
-        top = best_rows[0]
-        if options.mode != "dense":
-            coverage = max(_coverage(w_post, top), _coverage(b_post, top))
-            if coverage < t.min_coverage and float(dense[top]) < t.min_dense:
-                return SearchResult(query, (), terms, years, "nothing relevant found")
+            return SearchResult(query, (), terms, u, "nothing relevant found")
+        if options.mode != "dense" and self._too_weak(query, u, best_rows[0], float(dense[best_rows[0]]), t):
+            return SearchResult(query, (), terms, u, "nothing relevant found")
         for rank, row in enumerate(best_rows, start=1):
             clause = self.index.clause_at(int(self.index.chunk_clause[row]))
             doc = self.index.documents[int(self.index.chunk_doc[row])]
             channels = (("lexical", float(lex[row])), ("dense", float(dense[row])))
             hits.append(Hit(rank=rank, score=round(float(score[row]), 4), doc=doc, clause=clause, channels=channels))
-        return SearchResult(query, tuple(hits), terms, years)
+        return SearchResult(query, tuple(hits), terms, u)
 
 
 def with_tuning(options: SearchOptions, **changes) -> SearchOptions:

@@ -89,6 +89,12 @@ class Segmenter:
             out.append(tok)
         return out
 
+    def content_words(self, text: str) -> list[str]:
+        """Return precise-mode words of two or more characters, without stop words (what a question is about)."""
+        stops = stop_words()
+        return [w for w in (t.strip() for t in self._get().lcut(normalize(text), HMM=True))
+                if len(w) >= 2 and w not in stops and _CJK_OR_ALNUM.search(w)]
+
     def add_word(self, word: str) -> None:
         """Teach the tokenizer one more word (for document titles and short titles)."""
         self._get().add_word(word)

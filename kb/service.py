@@ -101,7 +101,7 @@ def hit_to_json(hit: Hit) -> dict:
 def result_to_json(result: SearchResult) -> dict:
     """Return the search result JSON of the contract (plus what the query was understood as)."""
     out = {"query": result.query, "results": [hit_to_json(h) for h in result.hits]}
-    out["understood"] = {"terms": list(result.terms), "years": list(result.years)}
+    out["understood"] = {"terms": list(result.terms), **result.understanding.as_dict()}
     if result.message:
         out["message"] = result.message
     return out

@@ -15,6 +15,7 @@ import itertools
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) 
     """Return hit@1, hit@5, MRR@10 and per-question ranks for one configuration."""
     ranks = []
     for q in questions:
-        result = searcher.search(q["query"], SearchOptions(k=10, mode=options.mode, tuning=options.tuning))
+        result = searcher.search(q["query"], replace(options, k=10))
         ranks.append(rank_of(result, q["gold"]))
     n = len(ranks) or 1
     return {
