@@ -34,12 +34,13 @@ from kb.segment import Segmenter, bigrams
 from kb.structure import STRUCTURE_VERSION, parse_clauses
 from kb.types import Chunk, Clause, Document
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CURRENT_FILE = "CURRENT"
 BUILDS_DIR = "builds"
 TMP_PREFIX = ".tmp-"
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+AnnotateFn = Callable[[Document, Clause], dict]  # build-time clause annotations (roles, support kinds …)
 
 
 class IndexMissing(FileNotFoundError):
@@ -151,7 +152,7 @@ CREATE TABLE documents (row INTEGER PRIMARY KEY, doc_id TEXT UNIQUE, title TEXT,
                         body TEXT, content_hash TEXT, source_path TEXT);
 CREATE TABLE clauses (row INTEGER PRIMARY KEY, doc_row INTEGER, doc_id TEXT, clause_id TEXT, ord INTEGER,
                       path_json TEXT, heading TEXT, kind TEXT, depth INTEGER, start INTEGER, end INTEGER,
-                      text TEXT, UNIQUE (doc_id, clause_id));
+                      text TEXT, annotation_json TEXT, UNIQUE (doc_id, clause_id));
 CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id INTEGER UNIQUE, clause_row INTEGER, doc_row INTEGER,
                      ord INTEGER, start INTEGER, end INTEGER, text TEXT, index_text TEXT);
 CREATE INDEX clauses_doc ON clauses (doc_id, ord);
@@ -175,6 +176,8 @@ def build_index(
     *,
     force: bool = False,
     progress: ProgressFn | None = None,
+    annotate: AnnotateFn | None = None,
+    annotator_version: str = "",
 ) -> BuildReport:
     """Build the index for the given corpora into `index_dir`, publishing it atomically.
 
@@ -192,13 +195,15 @@ def build_index(
         lock_fh.close()
         raise BuildBusy(f"another build is running on {index_dir}; wait for it to finish") from exc
     try:
-        return _build_locked(corpus_dirs, index_dir, encoder, segmenter, force, progress, t0)
+        return _build_locked(corpus_dirs, index_dir, encoder, segmenter, force, progress, t0,
+                             annotate, annotator_version)
     finally:
         fcntl.flock(lock_fh, fcntl.LOCK_UN)
         lock_fh.close()
 
 
-def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progress, t0) -> BuildReport:
+def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progress, t0,
+                  annotate, annotator_version) -> BuildReport:
     builds = index_dir / BUILDS_DIR
     for leftover in builds.glob(TMP_PREFIX + "*"):  # a build that died: we hold the lock, so it is not running
         shutil.rmtree(leftover, ignore_errors=True)
@@ -206,7 +211,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
 
     docs = read_corpus([Path(p) for p in corpus_dirs])
     encoder_id = encoder.model_id if encoder is not None else "none"
-    fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version)
+    fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version + "/" + annotator_version)
     current = read_current(index_dir)
     previous: dict = {}
     if current and (builds / current / "manifest.json").is_file():
@@ -278,7 +283,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
             flat.add_with_ids(vectors, np.array([ch.chunk_id for _, _, ch in all_chunks], dtype=np.int64))
         faiss.write_index(flat, str(tmp / "vectors.faiss"))
 
-    _write_store(tmp / "store.sqlite", docs, all_clauses, all_chunks)
+    annotations = [json.dumps(annotate(docs[d], c), ensure_ascii=False) if annotate else "{}" for d, c in all_clauses]
+    _write_store(tmp / "store.sqlite", docs, all_clauses, all_chunks, annotations)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "fingerprint": fingerprint,
@@ -286,6 +292,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         "structure_version": STRUCTURE_VERSION,
         "chunker_version": CHUNKER_VERSION,
         "segmenter_version": segmenter.version,
+        "annotator_version": annotator_version,
         "corpus_dirs": [os.fspath(Path(p).resolve()) for p in corpus_dirs],
         "documents": {d.doc_id: d.content_hash for d in docs},
         "counts": {"documents": len(docs), "clauses": len(all_clauses), "chunks": len(all_chunks)},
@@ -329,7 +336,7 @@ def _library_versions() -> dict[str, str]:
 
 
 def _write_store(path: Path, docs: list[Document], clauses: list[tuple[int, Clause]],
-                 chunks: list[tuple[int, int, Chunk]]) -> None:
+                 chunks: list[tuple[int, int, Chunk]], annotations: list[str]) -> None:
     db = sqlite3.connect(path)
     try:
         db.executescript(_STORE_SCHEMA)
@@ -343,8 +350,8 @@ def _write_store(path: Path, docs: list[Document], clauses: list[tuple[int, Clau
         for row, (doc_row, c) in enumerate(clauses):
             ords[doc_row] = ords.get(doc_row, -1) + 1
             rows.append((row, doc_row, c.doc_id, c.clause_id, ords[doc_row], json.dumps(list(c.path), ensure_ascii=False),
-                         c.heading, c.kind, c.depth, c.start, c.end, c.text))
-        db.executemany("INSERT INTO clauses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                         c.heading, c.kind, c.depth, c.start, c.end, c.text, annotations[row]))
+        db.executemany("INSERT INTO clauses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(row, ch.chunk_id, clause_row, doc_row, ch.ordinal, ch.start, ch.end, ch.text, ch.index_text)
@@ -461,6 +468,16 @@ class KnowledgeIndex:
         r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE doc_id=? AND clause_id=?",
                                (doc_id, clause_id)).fetchone()
         return self._clause_from_row(r) if r else None
+
+    def annotation(self, clause_row: int) -> dict:
+        """Return the build-time annotation of a clause (roles, support kinds …), {} when none."""
+        r = self._db().execute("SELECT annotation_json FROM clauses WHERE row=?", (int(clause_row),)).fetchone()
+        return json.loads(r[0]) if r and r[0] else {}
+
+    def clause_row(self, doc_id: str, clause_id: str) -> int | None:
+        """Return the store row of a clause, or None."""
+        r = self._db().execute("SELECT row FROM clauses WHERE doc_id=? AND clause_id=?", (doc_id, clause_id)).fetchone()
+        return int(r[0]) if r else None
 
     def clause_rows_text(self, clause_rows: list[int]) -> dict[int, str]:
         """Return clause texts for a few rows."""

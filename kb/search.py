@@ -288,9 +288,8 @@ class Searcher:
             idf = _idf(model, tid) if tid is not None else None
             if idf is None:
                 known = [model.vocab_dict[v] for v in variants if v in model.vocab_dict]
-                if not known:
-                    continue  # a word the corpus never uses says nothing either way
-                idf = max(_idf(model, k) for k in known)
+                # a word the corpus never uses is weaker evidence (often everyday phrasing)
+                idf = max(_idf(model, k) for k in known) if known else 0.6 * math.log(1 + model.scores["num_docs"])
             total += idf
             if any(self._chunk_has(model, v, top_row) for v in variants):
                 got += idf

@@ -1,0 +1,127 @@
+"""The `kb add` command: convert raw policy files and write them into a corpus folder.
+
+Registered by kb/cli.py with `cli.add_command(add)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# Flags that describe one particular document; the others may describe a whole batch.
+_PER_FILE = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
+_SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
+
+
+@click.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("corpus"), show_default=True, help="Corpus folder to write into.")
+@click.option("--title", help="Document title (one FILE only).")
+@click.option("--issuer", help="Issuing organ(s), e.g. 江苏省人民政府办公厅.")
+@click.option("--doc-no", "doc_no", help="文号, e.g. 苏政办发〔2023〕1号 (one FILE only).")
+@click.option("--level", help="Administrative level: national, provincial, municipal or county.")
+@click.option("--region", help="Region the document applies to, e.g. 江苏省.")
+@click.option("--published", help="Date signed/published: YYYY, YYYY-MM or YYYY-MM-DD (one FILE only).")
+@click.option("--valid-from", "valid_from", help="Start of validity, YYYY[-MM[-DD]] (one FILE only).")
+@click.option("--valid-until", "valid_until", help="End of validity, YYYY[-MM[-DD]] (one FILE only).")
+@click.option("--status", help="effective, draft, expired, superseded, repealed or interpretation.")
+@click.option("--doc-type", "doc_type", help="Kind of document, e.g. 通知, 办法, 政策解读.")
+@click.option("--source", help="Where the document was published (URL) (one FILE only).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing corpus file with different content.")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Convert and report, but write nothing.")
+def add(files: tuple[Path, ...], corpus_dir: Path, overwrite: bool, dry_run: bool, **fields: str | None) -> None:
+    """Convert FILE... (.txt .html .htm .docx .pdf .md) into corpus documents.
+
+    Every file is converted before anything is written: if one fails, nothing is
+    written. Metadata not given as options is looked for in the text; what is not
+    found is reported, never invented. Run `kb build` afterwards to update the index.
+    """
+    from kb.ingest import IngestError, ingest_file, write_to_corpus
+    from kb.ingest.pipeline import clean_overrides
+
+    overrides = {key: value for key, value in fields.items() if value}
+    per_file = [key for key in _PER_FILE if key in overrides]
+    if per_file and len(files) > 1:
+        flags = ", ".join("--" + key.replace("_", "-") for key in per_file)
+        _fail([f"{flags} describe one document; give a single FILE with them"])
+    try:
+        overrides = clean_overrides(overrides, "options")
+    except IngestError as exc:
+        _fail([str(exc)])
+
+    results = []
+    errors = []
+    for path in files:
+        try:
+            results.append(ingest_file(path, overrides))
+        except IngestError as exc:
+            errors.append(str(exc))
+    targets: dict[Path, Path] = {}
+    for result in results:
+        target = corpus_dir / f"{result.suggested_name}.md"
+        if target in targets:
+            errors.append(f"{result.source}: {targets[target]} would also be written to {target} (same 文号 or "
+                          "title); add only one of them, or tell them apart with --doc-no or --title")
+        targets[target] = result.source
+        if not overwrite and target.is_file() and target.read_text("utf-8", errors="replace") != result.doc_text:
+            errors.append(f"{result.source}: {target} already exists with different content; "
+                          "use --overwrite to replace it")
+    if errors:
+        _fail(errors, "nothing was written")
+
+    for result in results:
+        if dry_run:
+            target = corpus_dir / f"{result.suggested_name}.md"
+            click.echo(f"would write {target}  (from {result.source})")
+        else:
+            try:
+                target = write_to_corpus(result, corpus_dir, overwrite=overwrite)
+            except IngestError as exc:
+                click.echo(f"error: {exc}", err=True)
+                raise click.exceptions.Exit(2) from None
+            click.echo(f"wrote {target}  (from {result.source})")
+        for key in _SHOWN:
+            if result.meta.get(key):
+                click.echo(f"  {key}: {result.meta[key]}")
+        if result.missing:
+            click.echo(f"  not found: {', '.join(result.missing)}")
+        for warning in result.warnings:
+            click.echo(f"  warning: {warning}")
+        duplicate = _same_source(corpus_dir, result)
+        if duplicate:
+            click.echo(f"  warning: the same source file is already in the corpus as {duplicate}")
+    if dry_run:
+        click.echo("dry run: nothing was written")
+    else:
+        click.echo("Run `kb build` to update the index.")
+
+
+def _fail(messages: list[str], footer: str = "") -> None:
+    """Print one line per problem on stderr and exit with status 2."""
+    for message in messages:
+        click.echo(f"error: {message}", err=True)
+    if footer:
+        click.echo(footer, err=True)
+    raise click.exceptions.Exit(2)
+
+
+def _same_source(corpus_dir: Path, result) -> Path | None:
+    """Return another corpus file converted from the same original file, if any."""
+    digest = result.meta.get("source_sha256")
+    if not digest or not corpus_dir.is_dir():
+        return None
+    own = corpus_dir / f"{result.suggested_name}.md"
+    needle = f"source_sha256: {digest}"
+    for path in sorted(corpus_dir.glob("*.md")):
+        if path == own:
+            continue
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        if needle in head:
+            return path
+    return None

@@ -1,0 +1,140 @@
+"""Read a Word .docx file: paragraphs in body order, heading styles as Markdown '#', tables as Markdown.
+
+The body's XML children are walked in order so a table stays under the clause it
+belongs to. Word's automatic list numbers live outside the text; they are not rebuilt.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+from kb.ingest.base import Extraction, IngestError
+from kb.ingest.normalize import join_inline, markdown_table
+
+_HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
+_TITLE_STYLE = re.compile(r"^(?:title|标题)$", re.IGNORECASE)
+_VISIBLE_NUMBER = re.compile(
+    r"^\s*(?:[（(]?[\d一二三四五六七八九十]+[）)、.．]|第[一二三四五六七八九十百\d]+[章节条]|[①-⑳])"
+)
+
+
+def _open(data: bytes, name: str):
+    try:
+        import docx  # python-docx
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("reading .docx needs python-docx: pip install python-docx") from exc
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise IngestError(f"{name}: not a .docx (Word 2007+) file; an old .doc must be saved as .docx first")
+    try:
+        return docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx raises many types on a damaged package
+        raise IngestError(f"{name}: cannot read as .docx ({type(exc).__name__}: {exc})") from exc
+
+
+def _style_name(paragraph) -> str:
+    try:
+        return paragraph.style.name or ""
+    except Exception:  # a style id missing from styles.xml
+        return ""
+
+
+def _outline_level(p_element, qn) -> int:
+    ppr = p_element.find(qn("w:pPr"))
+    lvl = ppr.find(qn("w:outlineLvl")) if ppr is not None else None
+    if lvl is None:
+        return 0
+    try:
+        value = int(lvl.get(qn("w:val")))
+    except (TypeError, ValueError):
+        return 0
+    return value + 1 if 0 <= value < 6 else 0
+
+
+def _has_numbering(paragraph, qn) -> bool:
+    ppr = paragraph._p.find(qn("w:pPr"))
+    if ppr is not None and ppr.find(qn("w:numPr")) is not None:
+        return True
+    try:
+        style_ppr = paragraph.style.element.find(qn("w:pPr"))
+    except Exception:
+        return False
+    return style_ppr is not None and style_ppr.find(qn("w:numPr")) is not None
+
+
+def _table_lines(table) -> list[str]:
+    rows: list[list[str]] = []
+    above: list[object] = []
+    for row in table.rows:
+        texts: list[str] = []
+        cells: list[object] = []
+        for col, cell in enumerate(row.cells):
+            tc = cell._tc
+            merged_left = bool(cells) and cells[-1] is tc
+            merged_up = col < len(above) and above[col] is tc
+            cells.append(tc)
+            texts.append("" if merged_left or merged_up else join_inline([" ".join(p.text for p in cell.paragraphs)]))
+        above = cells
+        rows.append(texts)
+    if len(rows) == 1 and len(rows[0]) == 1:  # a one-cell box around text, not a table
+        return [rows[0][0]] if rows[0][0] else []
+    return markdown_table(rows)
+
+
+def read_docx(data: bytes, name: str) -> Extraction:
+    """Return the Extraction of a .docx file: body text in order, the Title-style paragraph as title."""
+    document = _open(data, name)
+    from docx.oxml.ns import qn
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    container = document._body
+    blocks: list[str] = []
+    title = ""
+    hidden_numbers = 0
+
+    def walk(element) -> None:
+        nonlocal title, hidden_numbers
+        for child in element.iterchildren():
+            if child.tag == qn("w:p"):
+                paragraph = Paragraph(child, container)
+                text = paragraph.text
+                if not text.strip():
+                    continue
+                style = _style_name(paragraph)
+                heading = _HEADING_STYLE.match(style)
+                level = int(heading.group(1)) if heading else _outline_level(child, qn)
+                if _TITLE_STYLE.match(style):
+                    one_line = join_inline([text.replace("\n", "")])
+                    if not title:
+                        title = one_line
+                    else:
+                        blocks.append(one_line)
+                elif level:
+                    blocks.append("#" * min(level, 6) + " " + join_inline([text.replace("\n", "")]))
+                else:
+                    if _has_numbering(paragraph, qn) and not _VISIBLE_NUMBER.match(text):
+                        hidden_numbers += 1
+                    blocks.extend(line for line in (join_inline([part]) for part in text.split("\n")) if line)
+            elif child.tag == qn("w:tbl"):
+                table_lines = _table_lines(Table(child, container))
+                if table_lines:
+                    blocks.append("\n".join(table_lines))
+            elif child.tag in (qn("w:sdt"), qn("w:customXml")):
+                content = child.find(qn("w:sdtContent"))
+                walk(content if content is not None else child)
+
+    try:
+        walk(document.element.body)
+    except IngestError:
+        raise
+    except Exception as exc:  # malformed XML inside an otherwise valid package
+        raise IngestError(f"{name}: cannot read the .docx body ({type(exc).__name__}: {exc})") from exc
+    if not blocks and not title:
+        raise IngestError(f"{name}: the document has no text")
+    warnings = []
+    if hidden_numbers:
+        warnings.append(f"{hidden_numbers} list paragraph(s) use Word automatic numbering; "
+                        "the numbers are not part of the text and were not copied")
+    return Extraction(body="\n\n".join(blocks), title=title, warnings=tuple(warnings))
