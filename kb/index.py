@@ -30,11 +30,11 @@ import numpy as np
 from kb.chunk import CHUNKER_VERSION, chunk_document
 from kb.corpus import read_corpus
 from kb.embed import EmbeddingCache, Encoder, text_key
-from kb.segment import Segmenter, bigrams
-from kb.structure import STRUCTURE_VERSION, parse_clauses
+from kb.segment import Segmenter, bigrams, compact
+from kb.structure import STRUCTURE_VERSION, clause_marker, parse_clauses
 from kb.types import Chunk, Clause, Document
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CURRENT_FILE = "CURRENT"
 BUILDS_DIR = "builds"
 TMP_PREFIX = ".tmp-"
@@ -152,7 +152,10 @@ CREATE TABLE documents (row INTEGER PRIMARY KEY, doc_id TEXT UNIQUE, title TEXT,
                         body TEXT, content_hash TEXT, source_path TEXT);
 CREATE TABLE clauses (row INTEGER PRIMARY KEY, doc_row INTEGER, doc_id TEXT, clause_id TEXT, ord INTEGER,
                       path_json TEXT, heading TEXT, kind TEXT, depth INTEGER, start INTEGER, end INTEGER,
-                      text TEXT, annotation_json TEXT, UNIQUE (doc_id, clause_id));
+                      text TEXT, annotation_json TEXT, marker TEXT, marker_path TEXT, heading_norm TEXT,
+                      norm_text TEXT, UNIQUE (doc_id, clause_id));
+CREATE INDEX clauses_marker ON clauses (marker);
+CREATE INDEX clauses_heading ON clauses (heading_norm);
 CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id INTEGER UNIQUE, clause_row INTEGER, doc_row INTEGER,
                      ord INTEGER, start INTEGER, end INTEGER, text TEXT, index_text TEXT);
 CREATE INDEX clauses_doc ON clauses (doc_id, ord);
@@ -346,12 +349,19 @@ def _write_store(path: Path, docs: list[Document], clauses: list[tuple[int, Clau
              for i, d in enumerate(docs)],
         )
         ords: dict[int, int] = {}
+        marker_paths: dict[tuple[int, tuple[str, ...]], str] = {}
         rows = []
         for row, (doc_row, c) in enumerate(clauses):
             ords[doc_row] = ords.get(doc_row, -1) + 1
+            marker = clause_marker(c)
+            parent = marker_paths.get((doc_row, c.path[:-1]), "") if c.heading else marker_paths.get((doc_row, c.path), "")
+            marker_path = "/".join(p for p in (parent, marker) if p)
+            if c.heading:
+                marker_paths[(doc_row, c.path)] = marker_path
             rows.append((row, doc_row, c.doc_id, c.clause_id, ords[doc_row], json.dumps(list(c.path), ensure_ascii=False),
-                         c.heading, c.kind, c.depth, c.start, c.end, c.text, annotations[row]))
-        db.executemany("INSERT INTO clauses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                         c.heading, c.kind, c.depth, c.start, c.end, c.text, annotations[row], marker, marker_path,
+                         compact(c.heading), compact(c.text)))
+        db.executemany(f"INSERT INTO clauses VALUES ({', '.join('?' * 17)})", rows)
         db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(row, ch.chunk_id, clause_row, doc_row, ch.ordinal, ch.start, ch.end, ch.text, ch.index_text)
@@ -479,12 +489,64 @@ class KnowledgeIndex:
         r = self._db().execute("SELECT row FROM clauses WHERE doc_id=? AND clause_id=?", (doc_id, clause_id)).fetchone()
         return int(r[0]) if r else None
 
+    def rows_with_phrase(self, phrase: str, limit: int = 1000) -> list[int]:
+        """Return clause rows whose text contains the phrase (compared after NFKC, case and spaces folded)."""
+        needle = compact(phrase)
+        if not needle:
+            return []
+        q = "SELECT row FROM clauses WHERE instr(norm_text, ?) > 0 ORDER BY row LIMIT ?"
+        return [r[0] for r in self._db().execute(q, (needle, limit))]
+
+    def rows_with_heading(self, words: str) -> list[tuple[int, bool]]:
+        """Return (clause row, exact) for clauses whose heading equals or contains the words."""
+        needle = compact(words)
+        if len(needle) < 2:
+            return []
+        q = "SELECT row, heading_norm = ? FROM clauses WHERE heading_norm != '' AND instr(heading_norm, ?) > 0 LIMIT 200"
+        return [(r[0], bool(r[1])) for r in self._db().execute(q, (needle, needle))]
+
+    def rows_with_marker_path(self, markers: list[str]) -> list[int]:
+        """Return clause rows whose own marker is the last of `markers` and whose ancestors carry the others in order.
+
+        A part number ("第二部分", "二、") may be written "cn_dun:2"; top-level "2." matches it too.
+        """
+        if not markers:
+            return []
+        last = markers[-1]
+        kinds = [last] + ([f"arabic:{last.split(':')[1]}"] if last.startswith("cn_dun:") else [])
+        q = f"SELECT row, marker_path FROM clauses WHERE marker IN ({','.join('?' * len(kinds))})"
+        out = []
+        for row, marker_path in self._db().execute(q, kinds):
+            chain = marker_path.split("/")
+            if _chain_matches(chain, markers):
+                out.append(int(row))
+        return out
+
     def clause_rows_text(self, clause_rows: list[int]) -> dict[int, str]:
         """Return clause texts for a few rows."""
         if not clause_rows:
             return {}
         q = f"SELECT row, text FROM clauses WHERE row IN ({','.join('?' * len(clause_rows))})"
         return dict(self._db().execute(q, [int(r) for r in clause_rows]).fetchall())
+
+
+def _chain_matches(chain: list[str], wanted: list[str]) -> bool:
+    """True when `wanted` is a subsequence of `chain` ending at its last element (cn_dun ~ top-level arabic)."""
+    def same(have: str, want: str, top: bool) -> bool:
+        if have == want:
+            return True
+        return top and want.startswith("cn_dun:") and have == "arabic:" + want.split(":")[1]
+
+    if not chain or not same(chain[-1], wanted[-1], len(chain) == 1):
+        return False
+    i = len(chain) - 2
+    for want in reversed(wanted[:-1]):
+        while i >= 0 and not same(chain[i], want, i == 0):
+            i -= 1
+        if i < 0:
+            return False
+        i -= 1
+    return True
 
 
 class IndexHandle:

@@ -17,8 +17,9 @@ import numpy as np
 
 from kb.embed import Encoder
 from kb.index import KnowledgeIndex
+from kb.lookup import ClauseQuery, parse_clause_query, title_matches
 from kb.query import LEVEL_CUES, Understanding, region_terms, understand
-from kb.segment import Segmenter, bigrams, normalize
+from kb.segment import Segmenter, bigrams, compact, normalize
 from kb.types import Hit
 
 MAX_QUERY_CHARS = 500
@@ -338,31 +339,79 @@ class Searcher:
         terms = tuple(dict.fromkeys(self.segmenter.words(query)))
         if n == 0:
             return SearchResult(query, (), terms, u, "the index is empty")
-        # best chunk per clause
+        # best chunk per clause, in score order
         order = np.argsort(-score, kind="stable")
-        hits: list[Hit] = []
-        seen: set[int] = set()
-        best_rows: list[int] = []
+        best_chunk: dict[int, int] = {}
         for row in order:
             if not np.isfinite(score[row]) or score[row] <= 0:
                 break
-            clause_row = int(self.index.chunk_clause[row])
-            if clause_row in seen:
-                continue
-            seen.add(clause_row)
-            best_rows.append(int(row))
-            if len(best_rows) >= k:
+            best_chunk.setdefault(int(self.index.chunk_clause[row]), int(row))
+            if len(best_chunk) >= max(k, 200):
                 break
-        if not best_rows:
-            return SearchResult(query, (), terms, u, "nothing relevant found")
-        if options.mode != "dense" and self._too_weak(query, u, best_rows[0], float(dense[best_rows[0]]), t):
-            return SearchResult(query, (), terms, u, "nothing relevant found")
-        for rank, row in enumerate(best_rows, start=1):
-            clause = self.index.clause_at(int(self.index.chunk_clause[row]))
-            doc = self.index.documents[int(self.index.chunk_doc[row])]
-            channels = (("lexical", float(lex[row])), ("dense", float(dense[row])))
-            hits.append(Hit(rank=rank, score=round(float(score[row]), 4), doc=doc, clause=clause, channels=channels))
+        ranked = list(best_chunk)  # clause rows, best first
+
+        cq = parse_clause_query(query)
+        exact = self._exact_rows(query, cq, mask, best_chunk)
+        if cq.phrases:
+            # a quoted phrase is a filter: only clauses containing it, best first
+            if not exact:
+                return SearchResult(query, (), terms, u, "no clause contains the quoted phrase")
+            chosen = exact[:k]
+        else:
+            if not exact and not ranked:
+                return SearchResult(query, (), terms, u, "nothing relevant found")
+            if not exact and options.mode != "dense" and self._too_weak(
+                    query, u, best_chunk[ranked[0]], float(dense[best_chunk[ranked[0]]]), t):
+                return SearchResult(query, (), terms, u, "nothing relevant found")
+            chosen = (exact + [r for r in ranked if r not in set(exact)])[:k]
+        exact_set = set(exact)
+        hits: list[Hit] = []
+        for rank, clause_row in enumerate(chosen, start=1):
+            chunk_row = best_chunk.get(clause_row)
+            clause = self.index.clause_at(clause_row)
+            doc = self.index.documents[int(self.index.clause_doc[clause_row])]
+            value = float(score[chunk_row]) if chunk_row is not None else 0.0
+            channels = ((("lexical", float(lex[chunk_row])), ("dense", float(dense[chunk_row])))
+                        if chunk_row is not None else ())
+            hits.append(Hit(rank=rank, score=round(value, 4), doc=doc, clause=clause, channels=channels,
+                            exact=clause_row in exact_set))
         return SearchResult(query, tuple(hits), terms, u)
+
+    def _exact_rows(self, query: str, cq: ClauseQuery, mask: np.ndarray | None,
+                    best_chunk: dict[int, int]) -> list[int]:
+        """Return clause rows the query names exactly (phrase, clause number, heading), best first."""
+        allowed = (lambda row: True) if mask is None else (lambda row: bool(mask[self.index.clause_doc[row]]))
+        rank_of = {row: i for i, row in enumerate(best_chunk)}
+
+        def order(rows: list[int], title: str = "") -> list[int]:
+            rows = [r for r in dict.fromkeys(rows) if allowed(r)]
+            if title:
+                named = [r for r in rows if title_matches(title, self.index.documents[self.index.clause_doc[r]].title)]
+                rows = named or rows
+            return sorted(rows, key=lambda r: (rank_of.get(r, len(rank_of)), r))
+
+        if cq.phrases:
+            rows: set[int] | None = None
+            for phrase in cq.phrases:
+                found = set(self.index.rows_with_phrase(phrase, limit=100000))
+                rows = found if rows is None else rows & found
+            return order(list(rows or ()), cq.title)
+        if cq.markers:
+            return order(self.index.rows_with_marker_path(list(cq.markers)), cq.title)
+        words = _TITLE_BRACKETS.sub(" ", query).strip()
+        matches = self.index.rows_with_heading(words) if len(compact(words)) >= 4 else []
+        equal = [row for row, is_equal in matches if is_equal]
+        if not equal:
+            equal = [row for row, _ in matches if compact(_strip_number(self.index.clause_at(row).heading)) == compact(words)]
+        return order(equal, cq.title)
+
+
+_TITLE_BRACKETS = re.compile(r"《[^《》]*》")
+_NUMBER_PREFIX = re.compile(r"^(?:第[^条章节编]{1,6}[条章节编]|[一二三四五六七八九十]+[、.．]|[（(][^）)]{1,4}[）)]|[0-9]+[、.．])\s*")
+
+
+def _strip_number(heading: str) -> str:
+    return _NUMBER_PREFIX.sub("", heading.strip())
 
 
 def with_tuning(options: SearchOptions, **changes) -> SearchOptions:

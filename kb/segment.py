@@ -28,6 +28,11 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+def compact(text: str) -> str:
+    """Return normalised text without any whitespace (for exact phrase and heading comparison)."""
+    return "".join(normalize(text).split())
+
+
 def _data_file(name: str) -> Path:
     return Path(str(resources.files("kb") / "data" / name))
 

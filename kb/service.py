@@ -95,6 +95,7 @@ def hit_to_json(hit: Hit) -> dict:
         "url": f"/doc/{doc.doc_id}#{hit.clause.clause_id}",
         "doc": {key: doc.get(key) for key in ("issuer", "level", "status", "published", "doc_no", "region", "doc_type")},
         "channels": dict(hit.channels),
+        "exact": hit.exact,
     }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kb.types import Clause, Document
 
-STRUCTURE_VERSION = "3"
+STRUCTURE_VERSION = "4"
 
 _CN = "[一二三四五六七八九十百千零〇两]+"
 _AR = "[0-9０-９]+"
@@ -93,7 +93,9 @@ def classify_line(text: str) -> tuple[str, int] | None:
     """Return (kind, rank) when a line opens a numbered or Markdown heading, else None."""
     md = _MD_HEADING.match(text)
     if md:
-        return "md", len(md.group(1))
+        # "# 第一章 总则" ranks as a chapter, so it nests with plain "第二章" lines of the same document
+        inner = classify_line(md.group(2).strip())
+        return inner if inner is not None else ("md", len(md.group(1)))
     for kind, rank, pattern in _HEADING_PATTERNS:
         if pattern.match(text):
             if kind == "arabic" and _looks_like_quantity(text):
@@ -210,3 +212,58 @@ def _emit(doc: Document, root: _Node) -> list[Clause]:
     if not clauses and body:
         clauses.append(Clause(doc.doc_id, "p1", (), "", "paragraph", 0, 0, len(body), body.strip()))
     return clauses
+
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+
+
+def chinese_number(text: str) -> int | None:
+    """Return the value of a Chinese or Arabic numeral ("二十四", "24", "２４", "一百零五"), or None."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text.strip())
+    if text.isdigit():
+        return int(text)
+    if not text or any(ch not in _CN_DIGITS and ch not in _CN_UNITS for ch in text):
+        return None
+    if not any(ch in _CN_UNITS for ch in text):  # positional: 二〇二三
+        return int("".join(str(_CN_DIGITS[ch]) for ch in text))
+    total, current = 0, 0
+    for ch in text:
+        if ch in _CN_DIGITS:
+            current = _CN_DIGITS[ch]
+        else:
+            total += (current or 1) * _CN_UNITS[ch]
+            current = 0
+    return total + current
+
+
+_MARKER_RES = {
+    "part": re.compile(rf"^第({_CN}|{_AR})编"),
+    "chapter": re.compile(rf"^第({_CN}|{_AR})章"),
+    "section": re.compile(rf"^第({_CN}|{_AR})节"),
+    "article": re.compile(rf"^第({_CN}|{_AR})条"),
+    "cn_dun": re.compile(rf"^({_CN}){_SP}*[、．.]"),
+    "paren_cn": re.compile(rf"^[（(]{_SP}*({_CN}){_SP}*[）)]"),
+    "arabic": re.compile(rf"^({_AR}){_SP}*[、.．]"),
+    "paren_arabic": re.compile(rf"^[（(]{_SP}*({_AR}){_SP}*[）)]"),
+}
+
+
+def clause_marker(clause: Clause) -> str:
+    """Return the clause's numbering as 'kind:number' ("article:24", "paren_cn:3"), or '' if unnumbered.
+
+    A top-level "1、" heading in a document numbered 一、二、 elsewhere is still 'arabic:1';
+    lookups treat cn_dun and top-level arabic numbers as the same "part".
+    """
+    pattern = _MARKER_RES.get(clause.kind)
+    if pattern is None or not clause.heading:
+        if clause.kind == "circled" and clause.heading:
+            return f"circled:{ord(clause.heading[0]) - 0x245F}"
+        return ""
+    m = pattern.match(clause.heading)
+    if not m:
+        return ""
+    value = chinese_number(m.group(1))
+    return f"{clause.kind}:{value}" if value is not None else ""
