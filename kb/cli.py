@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import json
 import sys
 import time
@@ -152,29 +153,34 @@ def filter_options(fn):
 @click.option("-k", "k", default="5", show_default=True, help="number of clauses to return (1-100)")
 @click.option("--json", "as_json", is_flag=True, help="print the search result JSON")
 @click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense"]), default="hybrid", show_default=True)
+@click.option("--active-only", is_flag=True, help="hide expired, superseded and repealed documents")
+@click.option("--no-expand", is_flag=True, help="do not add thesaurus expansions to the question")
 @filter_options
 @click.pass_context
 @user_errors
-def ask(ctx, question, index_dir, k, as_json, mode, level, region, issuer, doc_type, status, year_from, year_to):
+def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, level, region, issuer, doc_type, status,
+        year_from, year_to):
     """Answer QUESTION with the cited clauses."""
     from kb.search import check_k
     from kb.service import KnowledgeBase, result_to_json
 
     settings = _settings(ctx, index_dir=index_dir)
     query = " ".join(question)
-    options = SearchOptions(k=check_k(k), mode=mode,
-                            filters=_filters(level, region, issuer, doc_type, status, year_from, year_to))
+    filters = replace(_filters(level, region, issuer, doc_type, status, year_from, year_to), active_only=active_only)
+    options = SearchOptions(k=check_k(k), mode=mode, filters=filters, expand=not no_expand)
     kb = KnowledgeBase(settings)
     result = kb.search(query, options)
+    validity = kb.searcher().validity
     if as_json:
-        click.echo(json.dumps(result_to_json(result), ensure_ascii=False, indent=1))
+        click.echo(json.dumps(result_to_json(result, validity), ensure_ascii=False, indent=1))
         return
     if not result.hits:
         click.echo(f"没有找到相关条款 (nothing relevant found for {query!r}).")
         return
     for hit in result.hits:
-        meta = [hit.doc.get(x) for x in ("issuer", "doc_no", "published", "status") if hit.doc.get(x)]
-        click.secho(f"[{hit.rank}] {hit.doc.title}  " + " > ".join(hit.clause.path), bold=True)
+        meta = [hit.doc.get(x) for x in ("issuer", "doc_no", "published") if hit.doc.get(x)] + [validity(hit.doc).label]
+        mark = " [精确匹配]" if hit.exact else ""
+        click.secho(f"[{hit.rank}]{mark} {hit.doc.title}  " + " > ".join(hit.clause.path), bold=True)
         if meta:
             click.echo("    " + " · ".join(meta))
         for line in hit.clause.text.splitlines():

@@ -468,6 +468,11 @@ class KnowledgeIndex:
         rows = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [self._clause_from_row(r) for r in rows]
 
+    def iter_clauses(self):
+        """Yield every clause of the build, document by document in reading order."""
+        yield from (self._clause_from_row(r) for r in self._db().execute(
+            f"SELECT {self._CLAUSE_COLS} FROM clauses ORDER BY row"))
+
     def clause_at(self, clause_row: int) -> Clause:
         """Return the clause stored at a row."""
         r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE row=?", (int(clause_row),)).fetchone()

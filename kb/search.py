@@ -12,9 +12,11 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 import numpy as np
 
+from kb.cite import Validity, validity_of
 from kb.embed import Encoder
 from kb.index import KnowledgeIndex
 from kb.lookup import ClauseQuery, parse_clause_query, title_matches
@@ -62,6 +64,7 @@ class Filters:
     year_from: int | None = None
     year_to: int | None = None
     doc_ids: tuple[str, ...] = ()
+    active_only: bool = False  # hide expired, superseded and repealed documents
 
     def is_empty(self) -> bool:
         """Return True when no filter is set."""
@@ -183,6 +186,14 @@ class Searcher:
         self.doc_types = tuple(sorted({d.get("doc_type") for d in docs if d.get("doc_type")}, key=len, reverse=True))
         self.doc_regions = [region_terms(d.get("region")) for d in docs]
         self.region_names = tuple(sorted({r for rs in self.doc_regions for r in rs}))
+        self._validity: tuple[date, list[Validity]] | None = None
+
+    def validity(self, doc) -> Validity:
+        """Return a document's validity as of today (computed once a day per build)."""
+        today = date.today()
+        if self._validity is None or self._validity[0] != today:
+            self._validity = (today, [validity_of(d.meta_dict(), d.title, today) for d in self.index.documents])
+        return self._validity[1][self.index.doc_row[doc.doc_id]]
 
     def understand(self, query: str, expand: bool = True, tuning: Tuning = DEFAULT_TUNING) -> Understanding:
         """Return what the query names and needs, given the documents in this index."""
@@ -228,6 +239,8 @@ class Searcher:
             if filters.doc_type and filters.doc_type != d.get("doc_type"):
                 ok = False
             if filters.doc_ids and d.doc_id not in filters.doc_ids:
+                ok = False
+            if filters.active_only and self.validity(d).code in ("expired", "superseded", "repealed"):
                 ok = False
             year = int(self.doc_years[i])
             if filters.year_from is not None and (not year or year < filters.year_from):
@@ -280,19 +293,28 @@ class Searcher:
         norm = normalize(query)
         cues = {c for cues in LEVEL_CUES.values() for c in cues if c in norm}
         total = got = 0.0
+        oov_idf = 0.6 * math.log(1 + model.scores["num_docs"])
         for word in dict.fromkeys(self.segmenter.content_words(query)):
             if word in cues:
                 continue
-            variants = [word] + [x for e in u.expansions if e.source in word or word in e.source
-                                 for x in self.segmenter.words(e.term)]
-            tid = model.vocab_dict.get(word)
-            idf = _idf(model, tid) if tid is not None else None
-            if idf is None:
-                known = [model.vocab_dict[v] for v in variants if v in model.vocab_dict]
-                # a word the corpus never uses is weaker evidence (often everyday phrasing)
-                idf = max(_idf(model, k) for k in known) if known else 0.6 * math.log(1 + model.scores["num_docs"])
+            # the word itself, its search-mode parts ("专精特新小巨人" -> "小巨人") and its thesaurus expansions
+            variants = list(dict.fromkeys([word] + self.segmenter.words(word) + [
+                x for e in u.expansions if e.source in word or word in e.source for x in self.segmenter.words(e.term)]))
+            known = [model.vocab_dict[v] for v in variants if v in model.vocab_dict]
+            if word in model.vocab_dict:
+                idf = _idf(model, model.vocab_dict[word])
+            elif known:
+                idf = max(_idf(model, k) for k in known)
+            else:
+                idf = oov_idf  # a word the corpus never uses: weaker evidence (often everyday phrasing)
+            idf = max(idf, 1.0)  # words in every chunk (a one-document corpus's title) still count
             total += idf
-            if any(self._chunk_has(model, v, top_row) for v in variants):
+            if word in model.vocab_dict or not known:
+                matched = any(self._chunk_has(model, v, top_row) for v in variants)
+            else:  # an unknown compound counts only when all its known parts are there
+                parts = [v for v in variants[1:] if v in model.vocab_dict and len(v) >= 2]
+                matched = all(self._chunk_has(model, v, top_row) for v in parts) if parts else False
+            if matched:
                 got += idf
         if total == 0:
             return True

@@ -81,9 +81,13 @@ class KnowledgeBase:
         return self.searcher().search(query, options)
 
 
-def hit_to_json(hit: Hit) -> dict:
-    """Return one result in the contract shape of DESIGN.md."""
+def hit_to_json(hit: Hit, validity=None) -> dict:
+    """Return one result in the contract shape of DESIGN.md (plus validity when a function is given)."""
     doc = hit.doc
+    extra = {}
+    if validity is not None:
+        v = validity(doc)
+        extra["validity"] = {"code": v.code, "label": v.label, "detail": v.detail}
     return {
         "rank": hit.rank,
         "score": hit.score,
@@ -96,12 +100,13 @@ def hit_to_json(hit: Hit) -> dict:
         "doc": {key: doc.get(key) for key in ("issuer", "level", "status", "published", "doc_no", "region", "doc_type")},
         "channels": dict(hit.channels),
         "exact": hit.exact,
+        **extra,
     }
 
 
-def result_to_json(result: SearchResult) -> dict:
+def result_to_json(result: SearchResult, validity=None) -> dict:
     """Return the search result JSON of the contract (plus what the query was understood as)."""
-    out = {"query": result.query, "results": [hit_to_json(h) for h in result.hits]}
+    out = {"query": result.query, "results": [hit_to_json(h, validity) for h in result.hits]}
     out["understood"] = {"terms": list(result.terms), **result.understanding.as_dict()}
     if result.message:
         out["message"] = result.message

@@ -24,8 +24,18 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    from kb.query import NEEDS
+
+    kb_ = app.extensions["kb"]
     app.jinja_env.filters["highlight"] = pages.highlight
-    app.jinja_env.globals["status_label"] = pages.status_label
+    app.jinja_env.globals.update(
+        status_label=pages.status_label,
+        level_label=lambda level: pages.LEVEL_LABELS.get(level, level),
+        need_label=lambda need: NEEDS.get(need, need),
+        citation=pages.citation_text,
+        validity=lambda doc: kb_.searcher().validity(doc),
+        has_endpoint=lambda name: name in app.view_functions,
+    )
 
     @app.after_request
     def security_headers(response):

@@ -39,7 +39,17 @@ def filters_from_args(args) -> Filters:
         status=tuple(v for v in args.getlist("status") if v),
         year_from=_int_arg("year_from"),
         year_to=_int_arg("year_to"),
+        active_only=args.get("active_only", "") in ("1", "true", "on", "yes"),
     )
+
+
+def search_options_from_args(args) -> SearchOptions:
+    """Return search options from query parameters (k, mode, expand, filters); raises QueryError."""
+    mode = args.get("mode", "hybrid") or "hybrid"
+    if mode not in ("hybrid", "lexical", "dense"):
+        raise QueryError(f"mode must be hybrid, lexical or dense, not {mode[:20]!r}")
+    return SearchOptions(k=check_k(args.get("k", "5") or "5"), mode=mode, filters=filters_from_args(args),
+                         expand=args.get("expand", "1") not in ("0", "false", "off", "no"))
 
 
 @bp.get("/search")
@@ -49,15 +59,15 @@ def search():
     q = request.args.get("q")
     if q is None:
         return api_error(400, "missing_query", "give the question in the q parameter")
+    if request.args.get("k", "5").strip() == "":
+        return api_error(400, "bad_query", "k must be a whole number from 1 to 100")
     try:
-        options = SearchOptions(k=check_k(request.args.get("k", "5")), mode=request.args.get("mode", "hybrid"),
-                                filters=filters_from_args(request.args))
-        result = kb.search(q, options)
+        result = kb.search(q, search_options_from_args(request.args))
     except QueryError as exc:
         return api_error(400, "bad_query", str(exc))
     except (IndexMissing, IndexMismatch) as exc:
         return api_error(503, "index_unavailable", str(exc))
-    return jsonify(result_to_json(result))
+    return jsonify(result_to_json(result, kb.searcher().validity))
 
 
 @bp.errorhandler(HTTPException)

@@ -9,9 +9,11 @@ import nh3
 from flask import Blueprint, abort, current_app, render_template, request
 from markupsafe import Markup, escape
 
-from kb.index import IndexMismatch, IndexMissing
+from kb.index import IndexMismatch, IndexMissing, KnowledgeIndex
+from kb.refs import ReferenceResolver, find_references
 from kb.search import QueryError, SearchOptions, check_k
-from web.api import filters_from_args
+from kb.types import Clause, Document
+from web.api import filters_from_args, search_options_from_args
 
 bp = Blueprint("pages", __name__)
 
@@ -53,7 +55,41 @@ def highlight(text: str, terms) -> Markup:
 _LIST_LIKE = re.compile(r"^(\s*)(\d+)([.)])")
 
 
-def render_clause_markdown(text: str) -> Markup:
+def _cached(index: KnowledgeIndex, name: str, factory):
+    """Return a value computed once per loaded build (a newer build gets its own)."""
+    cache = index.__dict__.setdefault("_web_cache", {})
+    if name not in cache:
+        cache[name] = factory()
+    return cache[name]
+
+
+def resolver_for(index: KnowledgeIndex) -> ReferenceResolver:
+    """Return the cross-reference resolver of a build."""
+    return _cached(index, "resolver", lambda: ReferenceResolver(index.documents))
+
+
+def citation_text(doc: Document, clause: Clause) -> str:
+    """Return a citation to paste into a document: 《标题》（文号）路径：条款原文."""
+    title = doc.title if doc.title.startswith("《") else f"《{doc.title}》"
+    doc_no = f"（{doc.get('doc_no')}）" if doc.get("doc_no") else ""
+    path = " > ".join(clause.path)
+    return f"{title}{doc_no}{path}{'：' if path else ''}{clause.text}"
+
+
+def _link_references(text: str, resolve, self_id: str) -> str:
+    """Turn 《titles》 of documents in the knowledge base into Markdown links."""
+    out, pos = [], 0
+    for ref in find_references(text):
+        doc_id = resolve(ref.title)
+        if doc_id and doc_id != self_id:
+            out.append(text[pos:ref.start])
+            out.append(f"[《{ref.title}》](/doc/{doc_id})")
+            pos = ref.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def render_clause_markdown(text: str, resolve=None, self_id: str = "") -> Markup:
     """Render a clause's Markdown to sanitised HTML, one paragraph per source line.
 
     Policy text numbers its own clauses ("1. 三大基本原则"), so those lines are not
@@ -69,7 +105,8 @@ def render_clause_markdown(text: str) -> Markup:
             blocks.append("\n".join(table))
             table = []
         if line.strip():
-            blocks.append(_LIST_LIKE.sub(r"\1\2\\\3", line))
+            line = _LIST_LIKE.sub(r"\1\2\\\3", line)
+            blocks.append(_link_references(line, resolve, self_id) if resolve else line)
     if table:
         blocks.append("\n".join(table))
     html = markdown.markdown("\n\n".join(blocks), extensions=["tables"], output_format="html")
@@ -98,8 +135,9 @@ def search():
     mode = request.args.get("mode", "hybrid")
     status = 200
     try:
-        k = check_k(request.args.get("k", "5") or "5")
-        result = _kb().search(q, SearchOptions(k=k, mode=mode, filters=filters_from_args(request.args)))
+        options = search_options_from_args(request.args)
+        k = options.k
+        result = _kb().search(q, options)
     except QueryError as exc:
         error, status = str(exc), 400
     except (IndexMissing, IndexMismatch) as exc:
@@ -121,12 +159,76 @@ def document(doc_id: str):
     if doc is None:
         abort(404)
     clauses = index.clauses_of(doc_id)
-    sections = []
-    for c in clauses:
-        sections.append({"clause": c, "html": render_clause_markdown(c.text)})
+    resolve = resolver_for(index).resolve
+    sections = [{"clause": c, "html": render_clause_markdown(c.text, resolve, doc_id),
+                 "cite": citation_text(doc, c)} for c in clauses]
     outline = [c for c in clauses if c.heading]
+    successor = resolve(doc.get("superseded_by")) if doc.get("superseded_by") else None
+    successor = successor or (doc.get("superseded_by") if doc.get("superseded_by") in index.doc_row else None)
     return render_template("doc.html", doc=doc, meta=doc.meta_dict(), sections=sections, outline=outline,
-                           hl=request.args.get("hl", ""), level_labels=LEVEL_LABELS)
+                           hl=request.args.get("hl", ""), level_labels=LEVEL_LABELS, successor=successor,
+                           validity=_kb().searcher().validity(doc))
+
+
+_SORT_KEYS = {
+    "published": lambda d: (d.get("published") or "0000", d.title),
+    "title": lambda d: d.title,
+    "level": lambda d: (["national", "provincial", "municipal", "county"].index(d.get("level"))
+                        if d.get("level") in LEVEL_LABELS else 9, d.title),
+    "issuer": lambda d: (d.get("issuer"), d.title),
+}
+
+
+@bp.get("/docs")
+def documents():
+    """All documents, sortable and filtered like the search."""
+    try:
+        searcher = _kb().searcher()
+        filters = filters_from_args(request.args)
+    except (IndexMissing, IndexMismatch) as exc:
+        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    except QueryError as exc:
+        return render_template("error.html", title="筛选条件有误", message=str(exc)), 400
+    mask = searcher.doc_mask(filters)
+    docs = [d for i, d in enumerate(searcher.index.documents) if mask is None or mask[i]]
+    sort = request.args.get("sort", "published")
+    if sort not in _SORT_KEYS:
+        sort = "published"
+    descending = request.args.get("order", "desc" if sort == "published" else "asc") == "desc"
+    docs.sort(key=_SORT_KEYS[sort], reverse=descending)
+    return render_template("docs.html", docs=docs, sort=sort, descending=descending, args=request.args,
+                           total=len(searcher.index.documents), level_labels=LEVEL_LABELS,
+                           validity=searcher.validity)
+
+
+def missing_references(index: KnowledgeIndex) -> list[dict]:
+    """Return titles cited in the knowledge base but not in it, with the clauses that cite them."""
+    def compute() -> list[dict]:
+        resolve = resolver_for(index).resolve
+        titles = {d.doc_id: d.title for d in index.documents}
+        found: dict[str, dict] = {}
+        for clause in index.iter_clauses():
+            for ref in find_references(clause.text):
+                if resolve(ref.title):
+                    continue
+                entry = found.setdefault(ref.title, {"title": ref.title, "citations": []})
+                key = (clause.doc_id, clause.clause_id)
+                if key not in {(c["doc_id"], c["clause_id"]) for c in entry["citations"]}:
+                    entry["citations"].append({"doc_id": clause.doc_id, "doc_title": titles.get(clause.doc_id, ""),
+                                               "clause_id": clause.clause_id, "path": list(clause.path)})
+        return sorted(found.values(), key=lambda e: (-len(e["citations"]), e["title"]))
+
+    return _cached(index, "missing_refs", compute)
+
+
+@bp.get("/references")
+def references():
+    """Documents cited by clauses but not yet in the knowledge base, so administrators know what to add."""
+    try:
+        index = _kb().index()
+    except (IndexMissing, IndexMismatch) as exc:
+        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    return render_template("references.html", missing=missing_references(index))
 
 
 @bp.app_errorhandler(404)
