@@ -194,10 +194,12 @@ def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, leve
               help="corpus to build from when there is no index yet (default ./corpus)")
 @click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
 @click.option("--port", default=None, type=int, help="port (default 5000)")
-@click.option("--threads", default=8, show_default=True, help="server threads")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="worker processes (more than 1 runs gunicorn; each worker loads the index)")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="threads per worker")
 @click.pass_context
 @user_errors
-def serve(ctx, index_dir, corpus_dirs, host, port, threads):
+def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
     """Serve the site and the JSON API (builds the index first if there is none)."""
     from kb.service import KnowledgeBase
 
@@ -208,13 +210,43 @@ def serve(ctx, index_dir, corpus_dirs, host, port, threads):
                    err=True)
         _build(settings, force=False, quiet=False)
     kb.index()  # fail now, not on the first request, if the index cannot be opened
-    from waitress import serve as waitress_serve
+    click.echo(f"serving on http://{settings.host}:{settings.port}/ with {workers} worker(s) × {threads} threads "
+               "(Ctrl+C to stop)", err=True)
+    if workers == 1:
+        from waitress import serve as waitress_serve
 
+        waitress_serve(_ready_app(settings, kb), host=settings.host, port=settings.port, threads=threads, ident="kb")
+    else:
+        _serve_gunicorn(settings, workers, threads)
+
+
+def _ready_app(settings: Settings, kb=None):
+    """Return the Flask app with its index loaded and the encoder warmed up, so the first request is fast."""
+    from kb.service import KnowledgeBase
     from web import create_app
 
-    app = create_app(settings=settings, kb=kb)
-    click.echo(f"serving on http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", err=True)
-    waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="kb")
+    kb = kb or KnowledgeBase(settings)
+    try:
+        kb.search("专精特新")
+    except USER_ERRORS:
+        pass
+    return create_app(settings=settings, kb=kb)
+
+
+def _serve_gunicorn(settings: Settings, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class _App(BaseApplication):
+        def load_config(self):
+            for key, value in {"bind": f"{settings.host}:{settings.port}", "workers": workers, "threads": threads,
+                               "worker_class": "gthread", "timeout": 120, "graceful_timeout": 10,
+                               "accesslog": None, "loglevel": "warning"}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return _ready_app(settings)  # in each worker: torch and FAISS are not shared across fork
+
+    _App().run()
 
 
 def main() -> None:
@@ -222,12 +254,9 @@ def main() -> None:
     cli(prog_name="kb")
 
 
-try:  # `kb add` lives with the ingest package
-    from kb.ingest.command import add as _add_command
+from kb.ingest.command import add as _add_command  # noqa: E402  (commands live with their stage)
 
-    cli.add_command(_add_command)
-except ImportError:  # pragma: no cover - only while the ingest package is absent
-    pass
+cli.add_command(_add_command)
 
 if __name__ == "__main__":
     main()
