@@ -468,6 +468,14 @@ class KnowledgeIndex:
         rows = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [self._clause_from_row(r) for r in rows]
 
+    def chunk_texts(self, rows: list[int]) -> list[str]:
+        """Return the indexed text of some chunk rows, in the order given."""
+        if not rows:
+            return []
+        q = f"SELECT row, index_text FROM chunks WHERE row IN ({','.join('?' * len(rows))})"
+        found = dict(self._db().execute(q, [int(r) for r in rows]).fetchall())
+        return [found.get(int(r), "") for r in rows]
+
     def iter_clauses(self):
         """Yield every clause of the build, document by document in reading order."""
         yield from (self._clause_from_row(r) for r in self._db().execute(

@@ -45,8 +45,12 @@ class Tuning:
     dense_weight: float = 0.8
     dense_floor: float = 0.35  # cosine below this adds nothing
     dense_candidates: int = 200
+    prf_docs: int = 5  # pseudo-relevance feedback (RM3-style): top chunks to read ...
+    prf_terms: int = 0  # ... and terms to add (0 = off; the dev set showed no gain, see README)
+    prf_weight: float = 0.3
     min_coverage: float = 0.34  # share of the query's IDF mass the best clause must match ...
     min_dense: float = 0.5  # ... unless the dense channel is at least this sure
+    sure_coverage: float = 0.8  # lexical match this complete: skip the dense channel (set > 1 to always use it)
 
 
 DEFAULT_TUNING = Tuning()
@@ -259,12 +263,35 @@ class Searcher:
             self.index.bm25_words, _weighted(self.segmenter.words(query), extra_words, tuning.expansion_weight))
         b_scores, b_post = _channel_scores(
             self.index.bm25_bigrams, _weighted(bigrams(query), extra_bigrams, tuning.expansion_weight))
+        if tuning.prf_terms > 0 and w_scores.size and w_scores.max() > 0:
+            w_scores = self._feedback(query, w_scores, extra_words, tuning)
         fused = np.zeros_like(w_scores)
         if w_scores.size and w_scores.max() > 0:
             fused += tuning.word_weight * w_scores / w_scores.max()
         if b_scores.size and b_scores.max() > 0:
             fused += tuning.bigram_weight * b_scores / b_scores.max()
         return fused, w_post, b_post
+
+    def _feedback(self, query: str, w_scores: np.ndarray, extra_words: list[str], tuning: Tuning) -> np.ndarray:
+        """Return word-channel scores re-run with the strongest terms of the top chunks added (RM3-style)."""
+        model = self.index.bm25_words
+        top = np.argsort(-w_scores)[: tuning.prf_docs]
+        seen = set(self.segmenter.words(query)) | set(extra_words)
+        weight: dict[str, float] = {}
+        for rank, text in enumerate(self.index.chunk_texts([int(r) for r in top])):
+            toks = self.segmenter.words(text)
+            for tok in set(toks):
+                tid = model.vocab_dict.get(tok)
+                if tok in seen or tid is None or len(tok) < 2:
+                    continue
+                weight[tok] = weight.get(tok, 0.0) + toks.count(tok) / len(toks) * _idf(model, tid) / (rank + 1)
+        best = sorted(weight.items(), key=lambda kv: -kv[1])[: tuning.prf_terms]
+        if not best:
+            return w_scores
+        top_weight = best[0][1]
+        added = {tok: tuning.prf_weight * w / top_weight for tok, w in best}
+        extra, _ = _channel_scores(model, added)
+        return w_scores + extra
 
     def dense(self, query: str, tuning: Tuning) -> np.ndarray:
         """Return cosine similarity per chunk row (0 outside the candidates)."""
@@ -280,15 +307,23 @@ class Searcher:
         out[rows[ok]] = sims[0][ok]
         return out
 
+    def _lexically_sure(self, query: str, u: Understanding, lex: np.ndarray, t: Tuning) -> bool:
+        """True when the best lexical chunk covers nearly all of the question: dense would only add noise and time."""
+        if not lex.size or lex.max() <= 0:
+            return False
+        return self.coverage(query, u, int(np.argmax(lex))) >= t.sure_coverage
+
     def _too_weak(self, query: str, u: Understanding, top_row: int, top_dense: float, t: Tuning) -> bool:
-        """Return True when the best chunk matches too little of the question's content to be worth showing.
+        """Return True when the best chunk matches too little of the question's content, and dense is unsure too."""
+        return top_dense < t.min_dense and self.coverage(query, u, top_row) < t.min_coverage
+
+    def coverage(self, query: str, u: Understanding, top_row: int) -> float:
+        """Return the IDF-weighted share of the question's content words that a chunk matches.
 
         Content = the question's precise-mode words (two or more characters) that occur in
         the corpus vocabulary; a word counts as matched when the chunk has it or one of its
         thesaurus expansions. Words that are level cues ("市里") are not content.
         """
-        if top_dense >= t.min_dense:
-            return False
         model = self.index.bm25_words
         norm = normalize(query)
         cues = {c for cues in LEVEL_CUES.values() for c in cues if c in norm}
@@ -316,9 +351,7 @@ class Searcher:
                 matched = all(self._chunk_has(model, v, top_row) for v in parts) if parts else False
             if matched:
                 got += idf
-        if total == 0:
-            return True
-        return got / total < t.min_coverage
+        return got / total if total else 0.0
 
     @staticmethod
     def _chunk_has(model, token: str, row: int) -> bool:
@@ -345,7 +378,8 @@ class Searcher:
         if options.mode in ("hybrid", "lexical"):
             lex, w_post, b_post = self.lexical(query, t, u.expansions)
         dense = np.zeros(n, dtype=np.float32)
-        if options.mode in ("hybrid", "dense") and self.encoder is not None:
+        if self.encoder is not None and (options.mode == "dense" or (
+                options.mode == "hybrid" and not self._lexically_sure(query, u, lex, t))):
             dense = self.dense(query, t)
         if options.mode == "dense":
             score = dense.copy()

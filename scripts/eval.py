@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail", type=int, default=6, help="the last N questions form the enterprise-voice part")
     parser.add_argument("--show", action="store_true", help="print each question's rank per mode")
     parser.add_argument("--sweep", action="store_true", help="grid-search the fusion weights and print the best")
+    parser.add_argument("--ablation", action="store_true", help="switch each component off in turn and print a table")
     args = parser.parse_args(argv)
     corpora = args.corpus or [ROOT / "corpus", ROOT.parent / "shared/corpora/gov-work-reports",
                               ROOT.parent / "shared/corpora/cpc-congress-reports"]
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.sweep:
         return sweep(searcher, questions, tail)
+    if args.ablation:
+        return ablation(searcher, questions, tail)
 
     modes = ["lexical"] + ([] if encoder is None else ["dense", "hybrid"])
     rows = []
@@ -104,6 +107,48 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for i, q in enumerate(questions):
             print(f"{i:2d} " + " ".join(f"{m}={per_mode[m][i]}" for m in modes) + f"  {q['query']}")
+    return 0
+
+
+ABLATIONS = [
+    ("shipped hybrid", {}, {}),
+    ("- thesaurus expansion", {"expand": False}, {}),
+    ("- bigram channel", {}, {"bigram_weight": 0.0, "word_weight": 1.0}),
+    ("- jieba word channel", {}, {"word_weight": 0.0, "bigram_weight": 1.0}),
+    ("- document priors (year, type, level)", {}, {"year_boost": 0.0, "named_boost": 0.0, "level_boost": 0.0}),
+    ("- dense channel", {}, {"dense_weight": 0.0}),
+    ("+ pseudo-relevance feedback (10 terms)", {}, {"prf_terms": 10}),
+    ("+ dense as an equal vote (weight 1, no floor)", {}, {"dense_weight": 1.0, "dense_floor": 0.0}),
+    ("- score floor", {}, {"min_coverage": 0.0}),
+]
+
+
+def ablation(searcher: Searcher, questions: list[dict], tail: list[dict]) -> int:
+    """Print hit@1/hit@5/MRR@10 with each component switched off (or an alternative on)."""
+    print(f"\n| configuration | hit@1 | hit@5 | MRR@10 | voice hit@1 | voice hit@5 | voice MRR@10 |")
+    print("|---|---|---|---|---|---|---|")
+    base = SearchOptions(mode="hybrid")
+    for name, opt_changes, tuning_changes in ABLATIONS:
+        opts = with_tuning(replace(base, **opt_changes), **tuning_changes)
+        whole = evaluate(searcher, questions, opts)
+        part = evaluate(searcher, tail, opts)
+        print(f"| {name} | {whole['hit@1']:.2f} | {whole['hit@5']:.2f} | {whole['mrr@10']:.2f} | "
+              f"{part['hit@1']:.2f} | {part['hit@5']:.2f} | {part['mrr@10']:.2f} |")
+    lexical = evaluate(searcher, questions, SearchOptions(mode="lexical"))["ranks"]
+    hybrid = evaluate(searcher, questions, base)["ranks"]
+    rescued = sum(1 for a, b in zip(lexical, hybrid) if (a is None or a > 5) and b and b <= 5)
+    hurt = sum(1 for a, b in zip(lexical, hybrid) if a and a <= 5 and (b is None or b > 5))
+    moved = sum(1 for a, b in zip(lexical, hybrid) if a != b)
+    print(f"\ndense vs lexical-only: rescued {rescued} lexical misses, hurt {hurt} lexical hits, "
+          f"changed the rank of {moved} of {len(questions)} questions")
+    timings = []
+    for q in questions * 5:
+        t0 = time.perf_counter()
+        searcher.understand(q["query"])
+        timings.append((time.perf_counter() - t0) * 1000)
+    timings.sort()
+    print(f"query understanding: p50 {timings[len(timings) // 2]:.2f} ms, p95 {timings[int(len(timings) * .95)]:.2f} ms "
+          f"over {len(timings)} calls")
     return 0
 
 
