@@ -256,7 +256,10 @@ def main() -> None:
 
 from kb.ingest.command import add as _add_command  # noqa: E402  (commands live with their stage)
 
+from kb.eligibility_command import eligible as _eligible_command  # noqa: E402
+
 cli.add_command(_add_command)
+cli.add_command(_eligible_command)
 
 if __name__ == "__main__":
     main()

@@ -54,8 +54,11 @@ class KnowledgeBase:
 
     def build(self, *, force: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
         """Build or update the index from the configured corpora."""
+        from kb import roles
+
         return build_index(list(self.settings.corpus_dirs), Path(self.settings.index_dir), self.encoder(),
-                           self.segmenter, force=force, progress=progress)
+                           self.segmenter, force=force, progress=progress,
+                           annotate=roles.annotate_clause, annotator_version=roles.ROLES_VERSION)
 
     def has_index(self) -> bool:
         """Return True when a build has been published."""

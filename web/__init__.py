@@ -20,10 +20,11 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
     app.extensions["kb_settings"] = settings
     app.json.ensure_ascii = False
 
-    from web import api, pages
+    from web import api, eligibility, pages
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(eligibility.bp)
     from kb.query import NEEDS
 
     kb_ = app.extensions["kb"]

@@ -67,7 +67,19 @@ def search():
         return api_error(400, "bad_query", str(exc))
     except (IndexMissing, IndexMismatch) as exc:
         return api_error(503, "index_unavailable", str(exc))
-    return jsonify(result_to_json(result, kb.searcher().validity))
+    out = result_to_json(result, kb.searcher().validity)
+    elig = eligibility_json(kb, result)
+    if elig:
+        out["eligibility"] = elig
+    return jsonify(out)
+
+
+def eligibility_json(kb, result) -> dict | None:
+    """Return the grouped eligibility answer when the question is an enterprise asking what support it gets."""
+    from kb.eligibility import search_eligibility_json
+    from web.eligibility import today
+
+    return search_eligibility_json(kb.searcher(), result.query, today(), result.understanding)
 
 
 @bp.errorhandler(HTTPException)

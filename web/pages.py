@@ -13,7 +13,7 @@ from kb.index import IndexMismatch, IndexMissing, KnowledgeIndex
 from kb.refs import ReferenceResolver, find_references
 from kb.search import QueryError, SearchOptions, check_k
 from kb.types import Clause, Document
-from web.api import filters_from_args, search_options_from_args
+from web.api import eligibility_json, filters_from_args, search_options_from_args
 
 bp = Blueprint("pages", __name__)
 
@@ -131,6 +131,7 @@ def search():
     q = request.args.get("q", "")
     error = None
     result = None
+    eligibility = None
     k = 5
     mode = request.args.get("mode", "hybrid")
     status = 200
@@ -138,12 +139,13 @@ def search():
         options = search_options_from_args(request.args)
         k = options.k
         result = _kb().search(q, options)
+        eligibility = eligibility_json(_kb(), result)
     except QueryError as exc:
         error, status = str(exc), 400
     except (IndexMissing, IndexMismatch) as exc:
         error, status = f"索引暂不可用：{exc}", 503
     return render_template("search.html", q=q, result=result, error=error, k=k, mode=mode,
-                           args=request.args), status
+                           args=request.args, eligibility=eligibility), status
 
 
 @bp.get("/doc/<doc_id>")

@@ -1,0 +1,660 @@
+"""Profile matching: which support measures fit an enterprise, grouped by kind, with numeric conditions checked.
+
+An enterprise `Profile` (region, industry, tier, size, figures, needs) is matched against
+the clause annotations of kb.roles (stored in the index at build time, computed here when
+an index has none) and ranked with lexical retrieval on each need's vocabulary. Goals the
+government sets itself are shown as context, never as conditions; a condition the profile
+is silent on is "unknown", never "met".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import weakref
+from dataclasses import dataclass, fields
+from datetime import date
+from urllib.parse import urlencode
+
+import numpy as np
+
+from kb.cite import Validity, validity_of
+from kb.index import KnowledgeIndex
+from kb.query import NEEDS, TIERS, Understanding, region_terms, thesaurus
+from kb.roles import (KIND_CUES, ROLE_LABELS, ROLES_VERSION, annotate_clause, industries_in, kinds_in)
+from kb.search import DEFAULT_TUNING, Searcher
+from kb.segment import normalize
+from kb.types import Clause, Document
+
+# --- the profile --------------------------------------------------------------------------
+
+# name -> (label, unit, integer?)
+NUMBER_FIELDS: dict[str, tuple[str, str, bool]] = {
+    "employees": ("从业人员", "人", True),
+    "revenue_wan_yuan": ("上年度营业收入", "万元", False),
+    "rd_share_percent": ("研发费用占营业收入比重", "%", False),
+    "patents": ("有效发明专利", "件", True),
+    "years_registered": ("成立年限", "年", False),
+}
+TEXT_FIELDS: dict[str, str] = {"region": "所在地区", "industry": "所属行业", "tier": "梯度层级", "size": "企业规模"}
+PROFILE_FIELDS = ("region", "industry", "tier", "size", *NUMBER_FIELDS, "needs")
+SIZES = ("大型", "中型", "小型", "微型")
+# The cultivation ladder, lowest first: a 小巨人 is also a 专精特新 and an innovative SME.
+TIER_LADDER = ("创新型中小企业", "专精特新中小企业", "专精特新小巨人", "制造业单项冠军")
+_TIER_ALIASES = {normalize(c): tier for tier, cues in TIERS.items() for c in cues + (tier,)}
+_TIER_ALIASES.update({"专精特新“小巨人”企业": "专精特新小巨人", "专精特新小巨人企业": "专精特新小巨人",
+                      "国家级专精特新小巨人": "专精特新小巨人", "省级专精特新中小企业": "专精特新中小企业"})
+_SIZE_ALIASES = {"大型企业": "大型", "中型企业": "中型", "小型企业": "小型", "微型企业": "微型", "小企业": "小型",
+                 "小微企业": "小型", "中企业": "中型", "大企业": "大型"}
+MAX_TEXT = 100
+
+
+class ProfileError(ValueError):
+    """A profile cannot be used; `code` and `field` say what is wrong, the message how to fix it."""
+
+    def __init__(self, message: str, code: str = "invalid_profile", field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What an enterprise says about itself; every field optional (None / "" / () = not given)."""
+
+    region: str = ""
+    industry: str = ""
+    tier: str = ""
+    size: str = ""
+    employees: int | None = None
+    revenue_wan_yuan: float | None = None
+    rd_share_percent: float | None = None
+    patents: int | None = None  # valid invention patents (有效发明专利)
+    years_registered: float | None = None
+    needs: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        """Return True when nothing at all is given."""
+        return self == Profile()
+
+
+def _tier_name(value: str) -> str | None:
+    norm = normalize(value).replace("“", "").replace("”", "").replace('"', "")
+    if norm in _TIER_ALIASES:
+        return _TIER_ALIASES[norm]
+    for alias, tier in sorted(_TIER_ALIASES.items(), key=lambda kv: -len(kv[0])):
+        if alias and alias in norm:
+            return tier
+    return None
+
+
+def parse_profile(obj) -> Profile:
+    """Return a Profile from a JSON-like object; raises ProfileError naming the bad field.
+
+    Unknown fields, wrong types, negative or non-finite numbers, shares above 100 and
+    unknown needs, tiers or sizes are errors; null means "not given".
+    """
+    if not isinstance(obj, dict):
+        raise ProfileError(f"the profile must be a JSON object, not {type(obj).__name__}", "invalid_profile")
+    unknown = [k for k in obj if k not in PROFILE_FIELDS]
+    if unknown:
+        raise ProfileError(f"unknown profile field {unknown[0]!r}; known fields: {', '.join(PROFILE_FIELDS)}",
+                           "unknown_field", str(unknown[0]))
+    values: dict = {}
+    for name in TEXT_FIELDS:
+        raw = obj.get(name)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            raise ProfileError(f"{name} must be text, not {type(raw).__name__}", "invalid_type", name)
+        raw = " ".join(raw.split())
+        if len(raw) > MAX_TEXT:
+            raise ProfileError(f"{name} is too long (at most {MAX_TEXT} characters)", "invalid_value", name)
+        if not raw:
+            continue
+        if name == "tier":
+            tier = _tier_name(raw)
+            if tier is None:
+                raise ProfileError(f"unknown tier {raw!r}; one of: {', '.join(TIER_LADDER)}", "invalid_value", name)
+            raw = tier
+        if name == "size":
+            size = raw if raw in SIZES else _SIZE_ALIASES.get(raw)
+            if size is None:
+                raise ProfileError(f"unknown size {raw!r}; one of: {', '.join(SIZES)}", "invalid_value", name)
+            raw = size
+        values[name] = raw
+    for name, (label, unit, integer) in NUMBER_FIELDS.items():
+        raw = obj.get(name)
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ProfileError(f"{name} must be a number, not {type(raw).__name__}", "invalid_type", name)
+        if not math.isfinite(raw) or raw < 0:
+            raise ProfileError(f"{name} must be a number of 0 or more, not {raw}", "invalid_value", name)
+        if name == "rd_share_percent" and raw > 100:
+            raise ProfileError(f"{name} is a percentage from 0 to 100, not {raw}", "invalid_value", name)
+        if raw > 1e12:
+            raise ProfileError(f"{name} is implausibly large: {raw}", "invalid_value", name)
+        if integer:
+            if raw != int(raw):
+                raise ProfileError(f"{name} must be a whole number, not {raw}", "invalid_value", name)
+            raw = int(raw)
+        values[name] = raw
+    needs = obj.get("needs")
+    if needs is not None:
+        if isinstance(needs, str):
+            needs = [needs]
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            raise ProfileError("needs must be a list of need names", "invalid_type", "needs")
+        bad = [n for n in needs if n not in NEEDS]
+        if bad:
+            raise ProfileError(f"unknown need {bad[0]!r}; known needs: {', '.join(NEEDS)}", "unknown_need", "needs")
+        values["needs"] = tuple(dict.fromkeys(needs))
+    return Profile(**values)
+
+
+def profile_to_json(profile: Profile) -> dict:
+    """Return the profile as JSON (every field, null when not given), with need labels."""
+    out = {}
+    for f in fields(Profile):
+        value = getattr(profile, f.name)
+        if f.name == "needs":
+            out["needs"] = list(value)
+        elif f.name in TEXT_FIELDS:
+            out[f.name] = value or None
+        else:
+            out[f.name] = value
+    out["need_labels"] = {n: NEEDS[n] for n in profile.needs}
+    return out
+
+
+def _fmt(number: float) -> str:
+    """Return a number as people write it: 8000, 6.5 (never 8000.0 or 1.2e+06)."""
+    if float(number).is_integer():
+        return str(int(number))
+    return f"{number:.6f}".rstrip("0").rstrip(".")
+
+
+def form_query(profile: Profile) -> str:
+    """Return the query string that fills the eligibility form with this profile (for "edit")."""
+    pairs: list[tuple[str, str]] = []
+    for name in (*TEXT_FIELDS, *NUMBER_FIELDS):
+        value = getattr(profile, name)
+        if value not in (None, ""):
+            pairs.append((name, _fmt(value) if isinstance(value, (int, float)) else value))
+    pairs.extend(("needs", n) for n in profile.needs)
+    return urlencode(pairs)
+
+
+# --- records of an answer -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConditionCheck:
+    """A numeric condition a clause states, compared with the profile."""
+
+    text: str  # the sentence that states it, quoted
+    quote: str  # the words that state it ("研发费用占营业收入比重不低于3%")
+    field: str
+    op: str
+    value: float
+    unit: str
+    verdict: str  # met | not_met | unknown
+    reason: str
+    clause_id: str  # where it is stated (may be another clause of the same document)
+
+
+@dataclass(frozen=True)
+class MatchItem:
+    """One clause in an answer group."""
+
+    doc: Document
+    clause: Clause
+    role: str
+    kinds: tuple[str, ...]
+    why: str
+    validity: Validity
+    conditions: tuple[ConditionCheck, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class MatchGroup:
+    """The clauses of one kind of support."""
+
+    kind: str
+    label: str
+    items: tuple[MatchItem, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EligibilityAnswer:
+    """Measures that fit a profile, grouped by kind of support."""
+
+    profile: Profile
+    groups: tuple[MatchGroup, ...]
+    today: date
+    message: str = ""
+    all_outdated: bool = False
+    region_note: str = ""
+    region_used: str = ""  # the profile's region as matched against documents ("连云港" -> "江苏省连云港市")
+
+    @property
+    def items(self) -> tuple[MatchItem, ...]:
+        """Every item of every group."""
+        return tuple(i for g in self.groups for i in g.items)
+
+
+# --- annotations per index ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Entry:
+    row: int
+    doc_row: int
+    clause: Clause
+    annotation: dict
+
+
+_TABLES: "weakref.WeakKeyDictionary[KnowledgeIndex, tuple[_Entry, ...]]" = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def clause_annotations(index: KnowledgeIndex) -> tuple[_Entry, ...]:
+    """Return every clause of an index with its role annotation (cached per loaded index).
+
+    Uses the annotations stored at build time when they were made by this ROLES_VERSION,
+    and computes them (kb.roles.annotate_clause) when the index has none or older ones.
+    """
+    with _TABLES_LOCK:
+        cached = _TABLES.get(index)
+        if cached is not None:
+            return cached
+        stored_ok = index.manifest.get("annotator_version") == ROLES_VERSION
+        entries = []
+        for doc_row, doc in enumerate(index.documents):
+            for clause in index.clauses_of(doc.doc_id):
+                row = index.clause_row(doc.doc_id, clause.clause_id)
+                ann = index.annotation(row) if stored_ok else {}
+                if ann.get("version") != ROLES_VERSION or "role" not in ann:
+                    ann = annotate_clause(doc, clause)
+                entries.append(_Entry(row=row, doc_row=doc_row, clause=clause, annotation=ann))
+        table = tuple(entries)
+        _TABLES[index] = table
+        return table
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+ROLE_WEIGHTS = {"support": 0.6, "condition": 0.5, "safeguard": 0.25, "task": 0.2, "goal": 0.0}
+RETRIEVAL_ONLY_FLOOR = 0.6  # a clause the rules did not tag with the kind needs this retrieval score
+RECENCY_WEIGHT = 0.25  # newer documents first, all else equal: full weight this year, none after RECENCY_YEARS
+RECENCY_YEARS = 25
+
+
+def _recency(doc: Document, today: date) -> float:
+    m = re.match(r"\s*((?:19|20)[0-9]{2})", doc.get("published") or doc.get("valid_from"))
+    if not m:
+        return 0.0
+    age = max(0, today.year - int(m.group(1)))
+    return RECENCY_WEIGHT * max(0.0, 1 - age / RECENCY_YEARS)
+
+
+def need_query(kind: str, profile: Profile) -> str:
+    """Return the retrieval query for one need: its label, cue words, thesaurus terms, the profile's tier."""
+    words = [NEEDS[kind], *KIND_CUES[kind][:10]]
+    for entry in thesaurus():
+        if entry.need == kind:
+            words.extend(entry.targets)
+    if profile.tier:
+        words.append(profile.tier)
+    if profile.industry:
+        words.append(profile.industry)
+    return " ".join(dict.fromkeys(words))[:480]
+
+
+def _clause_relevance(searcher: Searcher, query: str) -> np.ndarray:
+    """Return a lexical score in [0, 1] per clause row (best chunk of the clause)."""
+    index = searcher.index
+    scores = np.zeros(index.n_clauses, dtype=np.float32)
+    if len(index.chunk_ids) == 0:
+        return scores
+    fused, _, _ = searcher.lexical(query, DEFAULT_TUNING)
+    np.maximum.at(scores, index.chunk_clause, fused.astype(np.float32))
+    top = float(scores.max()) if scores.size else 0.0
+    return scores / top if top > 0 else scores
+
+
+def _profile_region_terms(profile: Profile, index: KnowledgeIndex) -> tuple[tuple[str, ...], str]:
+    """Return the profile's region as names (省, 市 …) and the full name used, completing a bare city name
+    ("连云港") from the regions of the indexed documents ("江苏省连云港市")."""
+    if not profile.region:
+        return (), ""
+    terms = region_terms(profile.region)
+    if len(terms) == 1:
+        for doc in index.documents:
+            doc_terms = region_terms(doc.get("region"))
+            if doc_terms and doc_terms[-1] == terms[0]:
+                return doc_terms, doc.get("region")
+    return terms, profile.region
+
+
+def _region_fit(doc: Document, terms: tuple[str, ...]) -> tuple[str, str]:
+    """Return (fit, note): fit is local | national | unstated | other | any (profile silent)."""
+    region = doc.get("region")
+    if not terms:
+        return "any", "未填写地区，未按地区筛选"
+    if not region:
+        return "unstated", "文件未注明适用地区"
+    doc_terms = region_terms(region)
+    if region.strip() == "全国" or doc.get("level") == "national" or not doc_terms:
+        return "national", "全国性文件"
+    if doc_terms[-1] in terms:
+        return "local", f"地区匹配：{doc_terms[-1]}（文件适用于{region}）"
+    return "other", f"文件适用于{region}"
+
+
+def _tier_fit(tiers: list[str], profile: Profile) -> tuple[float, str]:
+    if not tiers:
+        return 0.0, ""
+    named = "、".join(tiers)
+    if not profile.tier:
+        return 0.0, f"面向：{named}"
+    mine = TIER_LADDER.index(profile.tier)
+    if any(TIER_LADDER.index(t) <= mine for t in tiers if t in TIER_LADDER):
+        return 0.3, f"面向：{named}（与您的梯度“{profile.tier}”相符）"
+    return -0.4, f"面向：{named}（高于您填写的梯度“{profile.tier}”）"
+
+
+def _size_fit(sizes: list[str], profile: Profile) -> tuple[float, str]:
+    classes = [s for s in sizes if s in SIZES]
+    if not classes or not profile.size:
+        return 0.0, ""
+    if profile.size in classes:
+        return 0.1, f"规模：{profile.size}企业在适用范围内"
+    return -0.3, f"规模：条款面向{'、'.join(classes)}企业，您填写的是{profile.size}"
+
+
+def _industry_fit(industries: list[str], profile: Profile) -> tuple[float, str]:
+    if not industries or not profile.industry:
+        return 0.0, ""
+    mine = industries_in(profile.industry) or [profile.industry]
+    if set(mine) & set(industries):
+        return 0.15, f"行业：{'、'.join(sorted(set(mine) & set(industries)))}"
+    return -0.2, f"行业：条款提到{'、'.join(industries)}"
+
+
+_COMPARE = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b}
+_OP_WORDS = {">=": "不低于", ">": "高于", "<=": "不超过", "<": "低于"}
+
+
+def check_condition(cond: dict, profile: Profile, clause_id: str) -> ConditionCheck:
+    """Compare one extracted condition with the profile: met, not_met, or unknown when the profile is silent."""
+    name = cond["field"]
+    label, unit, _ = NUMBER_FIELDS[name]
+    mine = getattr(profile, name)
+    op, value = cond["op"], float(cond["value"])
+    need = f"{label}{_OP_WORDS[op]}{_fmt(value)}{unit}"
+    if mine is None:
+        verdict, reason = "unknown", f"条件要求{need}；您未填写{label}"
+    elif name == "patents" and cond.get("qualifier") != "发明专利":
+        # the profile counts invention patents; the clause counts every kind of patent
+        if op in (">=", ">") and _COMPARE[op](mine, value):
+            verdict, reason = "met", f"条件要求{need}（各类专利）；您的有效发明专利为{_fmt(mine)}{unit}，已满足"
+        else:
+            verdict, reason = "unknown", (f"条件要求{need}（各类专利）；您填写的是有效发明专利（{_fmt(mine)}{unit}），"
+                                          "实用新型等其他专利未计入，请核对")
+    elif _COMPARE[op](mine, value):
+        verdict, reason = "met", f"条件要求{need}；您填写{_fmt(mine)}{unit}，满足"
+    else:
+        verdict, reason = "not_met", f"条件要求{need}；您填写{_fmt(mine)}{unit}，不满足"
+    return ConditionCheck(text=cond["text"], quote=cond.get("quote", ""), field=name, op=op, value=cond["value"],
+                          unit=cond.get("unit", unit), verdict=verdict, reason=reason, clause_id=clause_id)
+
+
+def _scope(clause: Clause) -> tuple[str, ...]:
+    """The headings a condition clause applies under: its section (a paragraph) or its parent (a heading)."""
+    return clause.path if not clause.heading else clause.path[:-1]
+
+
+def _conditions_for(entry: _Entry, doc_conditions: list[_Entry], profile: Profile) -> tuple[ConditionCheck, ...]:
+    """Return the checked conditions of a measure: its own and those of condition clauses over it."""
+    if entry.annotation.get("role") == "goal":
+        return ()
+    found: list[ConditionCheck] = []
+    seen: set[tuple] = set()
+    sources = [entry] + [c for c in doc_conditions if c.row != entry.row
+                         and entry.clause.path[:len(_scope(c.clause))] == _scope(c.clause)]
+    for source in sources:
+        if source.annotation.get("role") not in ("support", "condition"):
+            continue
+        for cond in source.annotation.get("conditions", []):
+            key = (cond["field"], cond["op"], cond["value"])
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append(check_condition(cond, profile, source.clause.clause_id))
+    return tuple(found)
+
+
+def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 6,
+          goals_per_kind: int = 2) -> EligibilityAnswer:
+    """Return the measures of the index that fit the profile, grouped by the kinds it needs (all when none).
+
+    Candidates are clauses whose annotation names the kind (or that retrieval ranks very
+    high for it) in documents that apply to the profile's region; they are ranked by
+    retrieval on the need's vocabulary, role, and the fit of region, tier, size and industry.
+    Up to `per_kind` measures and `goals_per_kind` related goals (context only) per kind.
+    """
+    index = searcher.index
+    entries = clause_annotations(index)
+    terms, region_full = _profile_region_terms(profile, index)
+    region_fits = [_region_fit(d, terms) for d in index.documents]
+    region_note = ""
+    if terms and not any(fit == "local" for fit, _ in region_fits):
+        region_note = f"索引中没有专门适用于{profile.region}的地方文件；下面是全国性或未注明地区的文件。"
+    conditions_by_doc: dict[int, list[_Entry]] = {}
+    for e in entries:
+        if e.annotation.get("role") == "condition":
+            conditions_by_doc.setdefault(e.doc_row, []).append(e)
+    validity_cache: dict[int, Validity] = {}
+
+    def validity(doc_row: int) -> Validity:
+        if doc_row not in validity_cache:
+            doc = index.documents[doc_row]
+            full = index.document(doc.doc_id)
+            validity_cache[doc_row] = validity_of(doc.meta_dict(), doc.title, today, text=full.body if full else "")
+        return validity_cache[doc_row]
+
+    recency = [_recency(d, today) for d in index.documents]
+    kinds = profile.needs or tuple(NEEDS)
+    groups = []
+    for kind in kinds:
+        rel = _clause_relevance(searcher, need_query(kind, profile))
+        measures: list[tuple[float, int, MatchItem]] = []
+        goals: list[tuple[float, int, MatchItem]] = []
+        for e in entries:
+            ann = e.annotation
+            role = ann.get("role", "task")
+            if role == "background":
+                continue
+            tagged = kind in ann.get("kinds", [])
+            r = float(rel[e.row]) if e.row < len(rel) else 0.0
+            if not tagged and not (role == "support" and r >= RETRIEVAL_ONLY_FLOOR):
+                continue
+            fit, region_why = region_fits[e.doc_row]
+            if fit == "other":
+                continue
+            doc = index.documents[e.doc_row]
+            v = validity(e.doc_row)
+            tier_score, tier_why = _tier_fit(ann.get("tiers", []), profile)
+            size_score, size_why = _size_fit(ann.get("sizes", []), profile)
+            ind_score, ind_why = _industry_fit(ann.get("industries", []), profile)
+            cues = ann.get("kind_cues", {}).get(kind, [])
+            score = (r + (0.6 if tagged else 0.0) + min(len(cues), 4) * 0.05 + ROLE_WEIGHTS.get(role, 0.0)
+                     + {"local": 0.3, "national": 0.0, "unstated": 0.0, "any": 0.0}[fit]
+                     + tier_score + size_score + ind_score + recency[e.doc_row] - (0.15 if v.outdated else 0.0))
+            kind_why = (f"支持类型：{NEEDS[kind]}（条款用词：{'、'.join(cues[:4])}）" if tagged and cues
+                        else f"支持类型：{NEEDS[kind]}（检索相关）")
+            role_why = ("条款性质：目标——政府为自己设定的目标，仅供参考，不是申报条件" if role == "goal"
+                        else f"条款性质：{ROLE_LABELS.get(role, role)}")
+            why = "；".join(w for w in (region_why, kind_why, tier_why, size_why, ind_why, role_why) if w)
+            item = MatchItem(doc=doc, clause=e.clause, role=role, kinds=tuple(ann.get("kinds", [])), why=why,
+                             validity=v, conditions=_conditions_for(e, conditions_by_doc.get(e.doc_row, []), profile),
+                             score=round(score, 4))
+            (goals if role == "goal" else measures).append((-score, e.row, item))
+        measures.sort(key=lambda t: (t[0], t[1]))
+        goals.sort(key=lambda t: (t[0], t[1]))
+        items = tuple(i for _, _, i in measures[:per_kind]) + tuple(i for _, _, i in goals[:goals_per_kind])
+        if items or profile.needs:
+            note = "" if items else "没有找到这类支持的条款。"
+            groups.append(MatchGroup(kind=kind, label=NEEDS[kind], items=items, note=note))
+    answer_items = [i for g in groups for i in g.items]
+    all_outdated = bool(answer_items) and all(i.validity.outdated for i in answer_items)
+    if not answer_items:
+        message = "没有找到与您的情况和需求相关的条款。可以放宽地区或需求再试。"
+    elif all_outdated:
+        message = ("找到的条款全部来自计划期已结束、已失效或仍是征求意见稿的文件，仅供参考；"
+                   "申请前请向主管部门核实现行政策。")
+    else:
+        message = ""
+    return EligibilityAnswer(profile=profile, groups=tuple(groups), today=today, message=message,
+                             all_outdated=all_outdated, region_note=region_note, region_used=region_full)
+
+
+# --- JSON ------------------------------------------------------------------------------------------
+
+def condition_to_json(check: ConditionCheck) -> dict:
+    """Return one checked condition in the contract shape."""
+    return {"text": check.text, "quote": check.quote, "field": check.field, "op": check.op, "value": check.value,
+            "unit": check.unit, "verdict": check.verdict, "reason": check.reason, "clause_id": check.clause_id}
+
+
+def item_to_json(item: MatchItem) -> dict:
+    """Return one matched clause in the contract shape (plus role label, kinds, validity details)."""
+    doc = item.doc
+    return {
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "clause_id": item.clause.clause_id,
+        "clause_path": list(item.clause.path),
+        "text": item.clause.text,
+        "url": f"/doc/{doc.doc_id}#{item.clause.clause_id}",
+        "role": item.role,
+        "role_label": ROLE_LABELS.get(item.role, item.role),
+        "kinds": list(item.kinds),
+        "why": item.why,
+        "validity": item.validity.label,
+        "validity_code": item.validity.code,
+        "validity_detail": item.validity.detail,
+        "conditions": [condition_to_json(c) for c in item.conditions],
+        "score": item.score,
+        "doc": {key: doc.get(key) for key in ("issuer", "level", "region", "status", "published", "doc_no", "doc_type")},
+    }
+
+
+def answer_to_json(answer: EligibilityAnswer) -> dict:
+    """Return the answer in the contract shape of POST /api/eligibility."""
+    return {
+        "profile": profile_to_json(answer.profile),
+        "today": answer.today.isoformat(),
+        "groups": [{"kind": g.kind, "label": g.label, "note": g.note, "items": [item_to_json(i) for i in g.items]}
+                   for g in answer.groups],
+        "message": answer.message,
+        "all_outdated": answer.all_outdated,
+        "region_note": answer.region_note,
+        "region_used": answer.region_used,
+        "edit_url": "/eligibility?" + form_query(answer.profile),
+    }
+
+
+# --- questions in plain words -------------------------------------------------------------------------
+
+# "We are …", "our company …": the asker describes their own enterprise.
+SELF_CUES_RE = re.compile(r"我们|我司|我公司|本公司|我厂|本厂|我单位|本单位|我企业|我们企业|咱们|我家|我是|我的(?:公司|企业|厂)")
+# "What support is there / can we get / do we qualify".
+ELIGIBILITY_CUES_RE = re.compile(r"有什么支持|有哪些支持|什么支持|能享受|可以享受|享受哪些|享受什么|符合|能申请|可以申请|"
+                                 r"申请哪些|能拿到|可以拿到|有资格|有什么政策|有哪些政策|什么政策|有什么补贴|有哪些补贴|"
+                                 r"能得到|可以得到|怎么申请|帮扶|扶持政策")
+_QUESTION_INDUSTRIES = (
+    ("制造业", ("制造业", "制造企业", "工厂", "厂子", "工业企业", "生产企业")),
+    ("软件和信息技术", ("软件", "信息技术", "互联网企业")),
+    ("外贸", ("外贸", "出口企业")),
+    ("服务业", ("服务业",)),
+    ("农业", ("农业",)),
+)
+_QUESTION_SIZES = (("微型", ("微型企业", "个体")), ("小型", ("小企业", "小型企业", "小公司", "小厂", "小微")),
+                   ("中型", ("中型企业", "中等规模")), ("大型", ("大型企业", "大企业")))
+_QUESTION_NUMBERS = (
+    ("rd_share_percent", r"研发(?:投入|费用)?(?:占比|强度|占营业收入比重|占收入)[^0-9]{0,4}([0-9]+(?:\.[0-9]+)?)\s*%"),
+    ("employees", r"([0-9]+)\s*(?:个)?(?:人|名员工|名职工|个员工)"),
+    ("patents", r"([0-9]+)\s*(?:件|项|个)(?:有效)?(?:发明)?专利|发明专利\s*([0-9]+)\s*(?:件|项|个)"),
+    ("years_registered", r"成立(?:了)?\s*([0-9]+)\s*年"),
+    ("revenue_wan_yuan", r"(?:营收|营业收入|年收入|销售额)[^0-9]{0,3}([0-9]+(?:\.[0-9]+)?)\s*(万|亿)"),
+)
+
+
+def _need_named(need: str, text: str) -> bool:
+    """Return True when a thesaurus word of this need occurs in the text."""
+    return any(e.need == need and e.source in text for e in thesaurus())
+
+
+def profile_from_question(question: str, understanding: Understanding) -> Profile | None:
+    """Return the profile a plain-words eligibility question describes, or None when it is not one.
+
+    An eligibility question names a need (贷款, 补贴, 数字化 … via the thesaurus or the
+    support cue words) and either describes the asker's enterprise (我们是…) or asks what
+    it can get (有什么支持, 能享受, 符合 …). Region and tier come from `understanding`.
+    """
+    norm = normalize(question)
+    numbers: dict = {}
+    described = norm  # the question without the figures it states ("有8件发明专利" is not a need for IP help)
+    for name, pattern in _QUESTION_NUMBERS:
+        m = re.search(pattern, norm)
+        if not m:
+            continue
+        raw = next(g for g in m.groups() if g and re.match(r"[0-9]", g))
+        value = float(raw)
+        if name == "revenue_wan_yuan" and m.group(2) == "亿":
+            value *= 10000
+        numbers[name] = int(value) if NUMBER_FIELDS[name][2] else value
+        described = described.replace(m.group(0), " ")
+    needs = [n for n in understanding.needs if n in kinds_in(described) or _need_named(n, described)]
+    needs.extend(k for k in kinds_in(described) if k not in needs)
+    if not needs or not (SELF_CUES_RE.search(norm) or ELIGIBILITY_CUES_RE.search(norm)):
+        return None
+    industry = next((name for name, cues in _QUESTION_INDUSTRIES if any(c in norm for c in cues)), "")
+    size = next((name for name, cues in _QUESTION_SIZES if any(c in norm for c in cues)), "")
+    tier = ""
+    for t in TIER_LADDER[::-1]:
+        if t in understanding.tiers:
+            tier = t
+            break
+    region = understanding.regions[0] if understanding.regions else ""
+    ordered = tuple(n for n in NEEDS if n in needs)
+    return Profile(region=region, industry=industry, tier=tier, size=size, needs=ordered, **numbers)
+
+
+def eligibility_for_question(searcher: Searcher, question: str, today: date,
+                             understanding: Understanding | None = None) -> EligibilityAnswer | None:
+    """Return the grouped answer for a plain-words eligibility question, or None when it is not one."""
+    u = understanding or searcher.understand(question)
+    profile = profile_from_question(question, u)
+    if profile is None:
+        return None
+    return match(searcher, profile, today)
+
+
+def search_eligibility_json(searcher: Searcher, question: str, today: date,
+                            understanding: Understanding | None = None) -> dict | None:
+    """Return the `"eligibility"` member for the search JSON, or None when the question is not about eligibility.
+
+    It is the /api/eligibility answer plus `"source": "question"`; `edit_url` opens the form
+    filled with the profile that was understood, so the user can correct it.
+    """
+    answer = eligibility_for_question(searcher, question, today, understanding)
+    if answer is None:
+        return None
+    out = answer_to_json(answer)
+    out["source"] = "question"
+    return out
