@@ -392,7 +392,8 @@ class Searcher:
         mask = self.doc_mask(options.filters)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
-        terms = tuple(dict.fromkeys(self.segmenter.words(query)))
+        # whole words first so highlights cover "专精特新", not just its parts
+        terms = tuple(dict.fromkeys(self.segmenter.content_words(query) + self.segmenter.words(query)))
         if n == 0:
             return SearchResult(query, (), terms, u, "the index is empty")
         # best chunk per clause, in score order
