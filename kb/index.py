@@ -210,6 +210,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     builds = index_dir / BUILDS_DIR
     for leftover in builds.glob(TMP_PREFIX + "*"):  # a build that died: we hold the lock, so it is not running
         shutil.rmtree(leftover, ignore_errors=True)
+    for stray in index_dir.glob(f".{CURRENT_FILE}.*.tmp"):  # a CURRENT swap that died before os.replace
+        stray.unlink(missing_ok=True)
     report_progress = progress or (lambda stage, done, total: None)
 
     docs = read_corpus([Path(p) for p in corpus_dirs])

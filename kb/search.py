@@ -197,7 +197,11 @@ class Searcher:
         today = date.today()
         if self._validity is None or self._validity[0] != today:
             self._validity = (today, [validity_of(d.meta_dict(), d.title, today) for d in self.index.documents])
-        return self._validity[1][self.index.doc_row[doc.doc_id]]
+        row = self.index.doc_row.get(doc.doc_id)
+        if row is None or self.index.documents[row].content_hash != doc.content_hash:
+            # a document of another build (a newer one was published during this request)
+            return validity_of(doc.meta_dict(), doc.title, today)
+        return self._validity[1][row]
 
     def understand(self, query: str, expand: bool = True, tuning: Tuning = DEFAULT_TUNING) -> Understanding:
         """Return what the query names and needs, given the documents in this index."""

@@ -12,7 +12,7 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
     from kb.service import KnowledgeBase
 
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=60 * 2**20, JSON_AS_ASCII=False)
+    app.config.update(MAX_CONTENT_LENGTH=60 * 2**20, JSON_AS_ASCII=False, KB_ADMIN_MAX_FILE_BYTES=20 * 2**20)
     if test_config:
         app.config.update(test_config)
     settings = settings or load_settings()
@@ -20,11 +20,12 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
     app.extensions["kb_settings"] = settings
     app.json.ensure_ascii = False
 
-    from web import api, eligibility, pages
+    from web import admin, api, eligibility, pages
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(eligibility.bp)
+    app.register_blueprint(admin.bp)
     from kb.query import NEEDS
 
     kb_ = app.extensions["kb"]

@@ -62,24 +62,25 @@ def search():
     if request.args.get("k", "5").strip() == "":
         return api_error(400, "bad_query", "k must be a whole number from 1 to 100")
     try:
-        result = kb.search(q, search_options_from_args(request.args))
+        searcher = kb.searcher()  # one build for the whole request, even if a newer one is published meanwhile
+        result = searcher.search(q, search_options_from_args(request.args))
     except QueryError as exc:
         return api_error(400, "bad_query", str(exc))
     except (IndexMissing, IndexMismatch) as exc:
         return api_error(503, "index_unavailable", str(exc))
-    out = result_to_json(result, kb.searcher().validity)
-    elig = eligibility_json(kb, result)
+    out = result_to_json(result, searcher.validity)
+    elig = eligibility_json(searcher, result)
     if elig:
         out["eligibility"] = elig
     return jsonify(out)
 
 
-def eligibility_json(kb, result) -> dict | None:
+def eligibility_json(searcher, result) -> dict | None:
     """Return the grouped eligibility answer when the question is an enterprise asking what support it gets."""
     from kb.eligibility import search_eligibility_json
     from web.eligibility import today
 
-    return search_eligibility_json(kb.searcher(), result.query, today(), result.understanding)
+    return search_eligibility_json(searcher, result.query, today(), result.understanding)
 
 
 @bp.errorhandler(HTTPException)

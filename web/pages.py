@@ -138,8 +138,9 @@ def search():
     try:
         options = search_options_from_args(request.args)
         k = options.k
-        result = _kb().search(q, options)
-        eligibility = eligibility_json(_kb(), result)
+        searcher = _kb().searcher()  # one build for the whole request
+        result = searcher.search(q, options)
+        eligibility = eligibility_json(searcher, result)
     except QueryError as exc:
         error, status = str(exc), 400
     except (IndexMissing, IndexMismatch) as exc:
@@ -154,9 +155,10 @@ def document(doc_id: str):
     if not _DOC_ID_RE.match(doc_id):
         abort(404)
     try:
-        index = _kb().index()
+        searcher = _kb().searcher()  # one build for the whole request, even if a newer one is published meanwhile
     except (IndexMissing, IndexMismatch) as exc:
         return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    index = searcher.index
     doc = index.document(doc_id)
     if doc is None:
         abort(404)
@@ -169,7 +171,7 @@ def document(doc_id: str):
     successor = successor or (doc.get("superseded_by") if doc.get("superseded_by") in index.doc_row else None)
     return render_template("doc.html", doc=doc, meta=doc.meta_dict(), sections=sections, outline=outline,
                            hl=request.args.get("hl", ""), level_labels=LEVEL_LABELS, successor=successor,
-                           validity=_kb().searcher().validity(doc))
+                           validity=searcher.validity(doc))
 
 
 _SORT_KEYS = {
