@@ -35,8 +35,7 @@ from kb.corpus import CorpusError, assign_doc_ids, list_corpus_files, read_docum
 from kb.index import BuildBusy, IndexMismatch, IndexMissing, read_current
 from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, ingest_bytes, write_to_corpus
 # The same rules as `kb add`: which fields describe one document only, and the same-source check.
-from kb.ingest.command import _PER_FILE as PER_FILE_KEYS
-from kb.ingest.command import _same_source
+from kb.ingest.command import PER_FILE_KEYS, same_source
 from kb.ingest.pipeline import clean_overrides
 from kb.types import LEVELS, STATUSES
 
@@ -609,7 +608,7 @@ def _item_view(result: IngestResult, corpus_dir: Path | None = None) -> dict:
                 view["identical"] = True
             else:
                 view["conflict"] = str(target)
-        duplicate = _same_source(corpus_dir, result)
+        duplicate = same_source(corpus_dir, result)
         if duplicate:
             view["duplicate_of"] = str(duplicate)
     return view

@@ -10,14 +10,14 @@ from pathlib import Path
 import click
 
 # Flags that describe one particular document; the others may describe a whole batch.
-_PER_FILE = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
+PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
 _SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
 
 
 @click.command("add")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("corpus"), show_default=True, help="Corpus folder to write into.")
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Corpus folder to write into (default: the first configured corpus, ./corpus).")
 @click.option("--title", help="Document title (one FILE only).")
 @click.option("--issuer", help="Issuing organ(s), e.g. 江苏省人民政府办公厅.")
 @click.option("--doc-no", "doc_no", help="文号, e.g. 苏政办发〔2023〕1号 (one FILE only).")
@@ -31,7 +31,9 @@ _SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
 @click.option("--source", help="Where the document was published (URL) (one FILE only).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing corpus file with different content.")
 @click.option("--dry-run", "dry_run", is_flag=True, help="Convert and report, but write nothing.")
-def add(files: tuple[Path, ...], corpus_dir: Path, overwrite: bool, dry_run: bool, **fields: str | None) -> None:
+@click.pass_context
+def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, overwrite: bool, dry_run: bool,
+        **fields: str | None) -> None:
     """Convert FILE... (.txt .html .htm .docx .pdf .md) into corpus documents.
 
     Every file is converted before anything is written: if one fails, nothing is
@@ -41,8 +43,12 @@ def add(files: tuple[Path, ...], corpus_dir: Path, overwrite: bool, dry_run: boo
     from kb.ingest import IngestError, ingest_file, write_to_corpus
     from kb.ingest.pipeline import clean_overrides
 
+    settings = ctx.obj  # kb.config.Settings when run as `kb add`
+    if corpus_dir is None:
+        corpus_dir = Path(settings.corpus_dirs[0]) if settings is not None else Path("corpus")
+
     overrides = {key: value for key, value in fields.items() if value}
-    per_file = [key for key in _PER_FILE if key in overrides]
+    per_file = [key for key in PER_FILE_KEYS if key in overrides]
     if per_file and len(files) > 1:
         flags = ", ".join("--" + key.replace("_", "-") for key in per_file)
         _fail([f"{flags} describe one document; give a single FILE with them"])
@@ -89,7 +95,7 @@ def add(files: tuple[Path, ...], corpus_dir: Path, overwrite: bool, dry_run: boo
             click.echo(f"  not found: {', '.join(result.missing)}")
         for warning in result.warnings:
             click.echo(f"  warning: {warning}")
-        duplicate = _same_source(corpus_dir, result)
+        duplicate = same_source(corpus_dir, result)
         if duplicate:
             click.echo(f"  warning: the same source file is already in the corpus as {duplicate}")
     if dry_run:
@@ -107,7 +113,7 @@ def _fail(messages: list[str], footer: str = "") -> None:
     raise click.exceptions.Exit(2)
 
 
-def _same_source(corpus_dir: Path, result) -> Path | None:
+def same_source(corpus_dir: Path, result) -> Path | None:
     """Return another corpus file converted from the same original file, if any."""
     digest = result.meta.get("source_sha256")
     if not digest or not corpus_dir.is_dir():
