@@ -38,6 +38,9 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
             raise UserError(str(exc)) from None
+        except OSError as exc:  # a path or address the user gave: not a folder, no permission, in use, disk full
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserError(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt:
             click.echo("kb: interrupted", err=True)
             sys.exit(130)
@@ -193,7 +196,7 @@ def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, leve
 @click.option("--corpus", "corpus_dirs", multiple=True, type=click.Path(path_type=Path),
               help="corpus to build from when there is no index yet (default ./corpus)")
 @click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
-@click.option("--port", default=None, type=int, help="port (default 5000)")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="port (default 5000)")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="worker processes (more than 1 runs gunicorn; each worker loads the index)")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="threads per worker")
@@ -215,7 +218,12 @@ def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
     if workers == 1:
         from waitress import serve as waitress_serve
 
-        waitress_serve(_ready_app(settings, kb), host=settings.host, port=settings.port, threads=threads, ident="kb")
+        app = _ready_app(settings, kb)
+        try:  # refuse bodies over the app's limit before reading them (waitress would spool up to 1 GB first)
+            waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="kb",
+                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+        except ValueError as exc:  # waitress: an address it cannot parse
+            raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
     else:
         _serve_gunicorn(settings, workers, threads)
 

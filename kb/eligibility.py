@@ -109,6 +109,8 @@ def parse_profile(obj) -> Profile:
         if not isinstance(raw, str):
             raise ProfileError(f"{name} must be text, not {type(raw).__name__}", "invalid_type", name)
         raw = " ".join(raw.split())
+        if any(ch < " " or ch == "\x7f" or "\ud800" <= ch <= "\udfff" for ch in raw):
+            raise ProfileError(f"{name} contains control characters or invalid Unicode", "invalid_value", name)
         if len(raw) > MAX_TEXT:
             raise ProfileError(f"{name} is too long (at most {MAX_TEXT} characters)", "invalid_value", name)
         if not raw:

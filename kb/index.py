@@ -404,6 +404,13 @@ class KnowledgeIndex:
                 "rebuild it with 'kb build' (or set KB_MODEL to the index's encoder)"
             )
         self.encoder_id = built_with
+        try:
+            self._load()
+        except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:  # a part missing or cut short
+            raise IndexMismatch(f"index build {self.build_dir} is damaged ({exc}); "
+                                "rebuild it with 'kb build --force'") from exc
+
+    def _load(self) -> None:
         import bm25s
 
         self.bm25_words = bm25s.BM25.load(str(self.build_dir / "bm25-words"), mmap=False)

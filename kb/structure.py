@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kb.types import Clause, Document
 
-STRUCTURE_VERSION = "4"
+STRUCTURE_VERSION = "5"
 
 _CN = "[一二三四五六七八九十百千零〇两]+"
 _AR = "[0-9０-９]+"
@@ -64,12 +64,18 @@ def _split_paragraphs(body: str) -> list[_Para]:
     """Return the non-blank lines of `body` with their offsets."""
     paras: list[_Para] = []
     pos = 0
+    in_table = False
     for line in body.split("\n"):
         stripped = line.strip()
         if stripped:
             lead = len(line) - len(line.lstrip())
             start = pos + lead
-            paras.append(_Para(start=start, end=start + len(stripped), text=stripped))
+            if in_table and stripped.startswith("|"):  # a Markdown table stays one paragraph: it renders as a table
+                last = paras[-1]
+                paras[-1] = _Para(start=last.start, end=start + len(stripped), text=body[last.start:start + len(stripped)])
+            else:
+                paras.append(_Para(start=start, end=start + len(stripped), text=stripped))
+        in_table = stripped.startswith("|")
         pos += len(line) + 1
     return paras
 

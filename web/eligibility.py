@@ -7,6 +7,7 @@ validity comes from app.config["KB_TODAY"] (a date or YYYY-MM-DD) when set, else
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, render_template, request
@@ -63,6 +64,9 @@ def _profile_dict_from_form(form) -> tuple[dict, dict[str, str]]:
             number = float(raw)
         except ValueError:
             errors[name] = f"{label}请填写数字（单位：{unit}），或留空。"
+            continue
+        if not math.isfinite(number):
+            errors[name] = f"{label}请填写有限的数字（单位：{unit}），或留空。"
             continue
         obj[name] = int(number) if integer and number == int(number) else number
     needs = [n for n in form.getlist("needs") if n]
@@ -140,7 +144,7 @@ def api():
 
     try:
         obj = json.loads(raw.decode("utf-8"), parse_constant=no_constants)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[… nested too deep
         return _api_error(400, "bad_json", f"the request body must be a JSON object (UTF-8): {exc}")
     try:
         profile = parse_profile(obj)

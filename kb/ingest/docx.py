@@ -20,6 +20,9 @@ _VISIBLE_NUMBER = re.compile(
 )
 
 
+MAX_UNPACKED_BYTES = 100 * 2**20  # a .docx whose parts inflate past this is refused (a zip bomb)
+
+
 def _open(data: bytes, name: str):
     try:
         import docx  # python-docx
@@ -27,6 +30,14 @@ def _open(data: bytes, name: str):
         raise ImportError("reading .docx needs python-docx: pip install python-docx") from exc
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise IngestError(f"{name}: not a .docx (Word 2007+) file; an old .doc must be saved as .docx first")
+    try:  # the sizes the package declares bound what inflating it can take (zipfile checks them)
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            unpacked = sum(info.file_size for info in package.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise IngestError(f"{name}: cannot read as .docx ({type(exc).__name__}: {exc})") from exc
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise IngestError(f"{name}: the .docx unpacks to {unpacked // 2**20} MB, over the limit of "
+                          f"{MAX_UNPACKED_BYTES // 2**20} MB")
     try:
         return docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises many types on a damaged package

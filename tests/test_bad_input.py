@@ -1,0 +1,690 @@
+"""Hostile and malformed input to the `kb` command, the JSON API, the pages and the upload forms.
+
+Every case gets a clear 4xx (JSON `{"error": {code, message}}` under /api) or exit status 2 with one
+error line, never a 500 or a traceback, and the corpus and index folders are byte-for-byte unchanged
+afterwards. Odd but legal questions (emoji, HTML, SQL- or FAISS-looking text) are answered normally.
+The CLI runs as real subprocesses for a representative subset and through click's CliRunner for the rest.
+
+Documents written here are MADE UP (虚构示例).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import cli
+from kb.config import ENV_VARS, Settings
+from kb.service import KnowledgeBase
+
+from browser_util import site_app
+from conftest import CORPUS, ROOT
+
+SEED_ID = "lianyungang-zjtx-plan-interpretation"
+LONG_QUERY = ("专精特新小巨人企业" * 11112)[:100_000]
+GOOD_DOC = """---
+title: 虚构示例坏输入测试办法
+issuer: 虚构示例机关
+level: municipal
+published: 2024-03-01
+status: effective
+---
+
+第一条 本办法为虚构示例，仅用于软件测试。
+"""
+
+
+def tree_digest(*folders: Path) -> dict[str, str]:
+    """Return sha256 of every file and a mark for every folder (hidden ones too) under the folders,
+    keyed by folder number and path."""
+    out = {}
+    for n, folder in enumerate(folders):
+        for path in sorted(Path(folder).rglob("*")):
+            key = f"{n}:{path.relative_to(folder)}"
+            if path.is_dir():
+                out[key] = "folder"
+            elif path.is_file():
+                out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                out[key] = "special"
+    return out
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env.update({"KB_DENSE": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
+    env.update(extra)
+    return env
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if re.match(r"^(kb: error:|error:|Error:)", line)]
+
+
+def _assert_clean_refusal(code: int, stdout: str, stderr: str, what) -> None:
+    assert code == 2, (what, code, stdout[-300:], stderr[-600:])
+    assert "Traceback" not in stderr + stdout, (what, stderr[-600:])
+    assert len(_error_lines(stderr)) == 1, (what, stderr)
+
+
+# ---------------------------------------------------------------- a small index the CLI may not harm
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> dict[str, Path]:
+    """A copy of corpus/ with its index (lexical only: the CLI cases do not need the encoder)."""
+    root = tmp_path_factory.mktemp("bad-input")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    index = root / "index"
+    KnowledgeBase(Settings(corpus_dirs=(corpus,), index_dir=index, dense=False)).build()
+    files = _hostile_files(root / "files")
+    return {"root": root, "corpus": corpus, "index": index, **files}
+
+
+def _docx_bytes() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("虚构示例截断测试办法", style="Title")
+    for i in range(40):
+        document.add_paragraph(f"第{i + 1}条 本条为虚构示例，仅用于软件测试。" * 3)
+    buf = io.BytesIO()
+    document.save(buf)
+    return buf.getvalue()
+
+
+def _pdf_bytes() -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(3):
+        writer.add_blank_page(width=595, height=842)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def _hostile_files(folder: Path) -> dict[str, Path]:
+    """Raw files a user might offer to `kb add` (or leave in a corpus folder)."""
+    folder.mkdir()
+    rng = random.Random(7)
+    docx_data, pdf_data = _docx_bytes(), _pdf_bytes()
+    contents = {
+        "empty.txt": b"",
+        "blank.txt": b" \n\t\n\r\n",
+        "random.txt": bytes(rng.randrange(256) for _ in range(4096)),
+        "png-named.txt": b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(512)),
+        "nul.txt": "虚构示例\x00\x00\x00第一条".encode("utf-8") * 50,
+        "truncated.docx": docx_data[: len(docx_data) // 2],
+        "truncated.pdf": pdf_data[: len(pdf_data) // 2],
+        "not-a.pdf": b"%PDF-1.7\n" + b"\xff" * 300,
+        "empty.docx": b"",
+        "zip-not-docx.docx": _zip_bytes({"hello.txt": b"hi"}),
+        "program.exe": b"MZ\x90\x00" * 100,
+        "no-extension": b"hello",
+        "unclosed.md": "---\ntitle: 虚构示例\nissuer: x\n".encode("utf-8"),
+    }
+    paths = {}
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+        paths[name] = folder / name
+    with open(folder / "huge.txt", "wb") as handle:  # sparse: costs no disk and no time
+        handle.truncate(200 * 2**20)
+    paths["huge.txt"] = folder / "huge.txt"
+    os.mkfifo(folder / "fifo.txt")
+    paths["fifo.txt"] = folder / "fifo.txt"
+    paths["folder.txt"] = folder / "folder.txt"
+    (folder / "folder.txt").mkdir()
+    return {"files": folder, **{f"file:{k}": v for k, v in paths.items()}}
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- CLI: real subprocesses
+
+# Runs the command as its child and writes "<exit code> <peak RSS in KB>" to a file. The peak is measured
+# from this small process because a child forked straight from pytest inherits pytest's high-water mark.
+_MEASURE = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, s, u = os.wait4(p.pid, 0); "
+            "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(s)} {u.ru_maxrss}')")
+
+
+class _Measured:
+    """`python -m kb.cli ARGS` started at once; result() waits and returns (exit code, stdout, stderr, peak KB)."""
+
+    def __init__(self, args, folder: Path) -> None:
+        folder.mkdir()
+        self.folder = folder
+        self.out, self.err = (folder / "out").open("w+b"), (folder / "err").open("w+b")
+        command = [sys.executable, "-c", _MEASURE, str(folder / "status"), sys.executable, "-m", "kb.cli"]
+        self.proc = subprocess.Popen([*map(os.fsencode, command), *map(os.fsencode, args)], stdout=self.out,
+                                     stderr=self.err, stdin=subprocess.DEVNULL, env=_clean_env(), cwd=folder,
+                                     start_new_session=True)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def result(self) -> tuple[int, str, str, int]:
+        self.proc.wait()
+        status = (self.folder / "status").read_text().split() if (self.folder / "status").exists() else ["-9", "0"]
+        self.out.seek(0), self.err.seek(0)
+        return (int(status[0]), self.out.read().decode("utf-8", "replace"),
+                self.err.read().decode("utf-8", "replace"), int(status[1]))
+
+
+
+def test_cli_subprocesses_refuse_bad_input_cleanly(small, tmp_path):
+    """A representative subset as real `python -m kb.cli` processes, run side by side."""
+    bad_corpus = tmp_path / "bad-corpus"
+    shutil.copytree(small["corpus"], bad_corpus)
+    (bad_corpus / "broken.md").write_text("---\ntitle 虚构示例没有冒号\n---\n正文。\n", encoding="utf-8")
+    index = ["--index", str(small["index"])]
+    cases = {
+        "empty question": ["ask", "", *index],
+        "whitespace question": ["ask", " \t ", *index],
+        "100,000 characters": ["ask", "x" * 100_000, *index],
+        "invalid UTF-8 / lone surrogate bytes": [b"ask", b"\xed\xa0\x80\xff", *map(os.fsencode, index)],
+        "k of 10^9": ["ask", "专精特新", "-k", str(10**9), *index],
+        "k of abc": ["ask", "专精特新", "-k", "abc", *index],
+        "no index there": ["ask", "专精特新", "--index", str(tmp_path / "nowhere")],
+        "malformed front matter in corpus": ["build", "--corpus", str(bad_corpus), *index],
+        "kb add 200 MB file": ["add", str(small["file:huge.txt"]), "--corpus", str(small["corpus"])],
+        "kb add /dev/zero": ["add", "/dev/zero", "--corpus", str(small["corpus"])],
+        "kb add a FIFO": ["add", str(small["file:fifo.txt"]), "--corpus", str(small["corpus"])],
+        "kb add empty file (baseline)": ["add", str(small["file:empty.txt"]), "--corpus", str(small["corpus"])],
+    }
+    before = tree_digest(small["corpus"], small["index"])
+    runs = {what: _Measured(args, tmp_path / f"run{i}") for i, (what, args) in enumerate(cases.items())}
+    # a watchdog: a case that hangs (a FIFO or /dev/zero read to the end) is killed, and fails
+    watchdog = threading.Timer(120, lambda: [run.kill() for run in runs.values()])
+    watchdog.start()
+    try:
+        results = {what: run.result() for what, run in runs.items()}
+    finally:
+        watchdog.cancel()
+    for what, (code, stdout, stderr, _) in results.items():
+        _assert_clean_refusal(code, stdout, stderr, what)
+    assert "too long" in results["100,000 characters"][2]
+    assert "broken.md" in results["malformed front matter in corpus"][2]
+    huge = results["kb add 200 MB file"]
+    assert "over the limit" in huge[2]
+    # the size is checked before reading: the process grew no more than a small file's did
+    assert huge[3] - results["kb add empty file (baseline)"][3] < 24 * 1024, "kb add read the 200 MB file"
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+# ---------------------------------------------------------------- CLI: CliRunner for the rest
+
+
+def _invoke(args: list[str], cwd: Path):
+    env = {name: None for name in ENV_VARS}
+    env["KB_DENSE"] = "0"
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, args, env=env, catch_exceptions=True)
+    finally:
+        os.chdir(old)
+
+
+def _assert_runner_refusal(result, what) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        what, repr(result.exception), result.stderr[-500:])
+    _assert_clean_refusal(result.exit_code, result.stdout, result.stderr, what)
+
+
+ASK_CASES = {
+    "empty": [""],
+    "spaces": ["   "],
+    "tabs and newlines": ["\t\n\r"],
+    "NUL": ["\x00"],
+    "control characters": ["\x01\x02\x1b\x7f"],
+    "lone surrogates": ["\ud800\udfff"],
+    "501 characters": ["专" * 501],
+    "100,000 characters": [LONG_QUERY],
+    "k 0": ["专精特新", "-k", "0"],
+    "k -1": ["专精特新", "-k", "-1"],
+    "k 10^9": ["专精特新", "-k", str(10**9)],
+    "k abc": ["专精特新", "-k", "abc"],
+    "k 1.5": ["专精特新", "-k", "1.5"],
+    "k empty": ["专精特新", "-k", ""],
+    "k NUL": ["专精特新", "-k", "\x00"],
+    "mode": ["专精特新", "--mode", "IndexFlatIP"],
+    "year": ["专精特新", "--year-from", "二〇二三"],
+}
+
+
+@pytest.mark.parametrize("args", list(ASK_CASES.values()), ids=list(ASK_CASES))
+def test_ask_refuses_bad_questions_and_options(small, args):
+    before = tree_digest(small["corpus"], small["index"])
+    result = _invoke(["ask", *args, "--index", str(small["index"])], small["root"])
+    _assert_runner_refusal(result, args)
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+ODD_QUESTIONS = ["😀🎉", "<script>alert(1)</script>", "' OR 1=1 --", '"; DROP TABLE clauses; --', "IndexFlatIP",
+                 "*", "%", "%s%n%x", "\x00专精特新\x00", "专\ud800精特新", "\u202e专精特新\u200b", "《》", '"',
+                 "${jndi:x}", "../../etc/passwd", "专" * 500]
+
+
+@pytest.mark.parametrize("question", ODD_QUESTIONS, ids=[f"odd{i}" for i in range(len(ODD_QUESTIONS))])
+def test_ask_answers_odd_but_legal_questions(small, question):
+    """Text that looks like markup, SQL or an index name is just a question: JSON answer, exit 0."""
+    before = tree_digest(small["corpus"], small["index"])
+    result = _invoke(["ask", question, "--json", "--index", str(small["index"])], small["root"])
+    assert result.exit_code == 0, (result.stderr, repr(result.exception))
+    data = json.loads(result.stdout)
+    assert isinstance(data["results"], list) and "\x00" not in data["query"]
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+BAD_CORPUS_FILES = {
+    "empty.md": b"",
+    "binary.md": bytes(random.Random(3).randrange(256) for _ in range(2048)),
+    "nul.md": b"---\ntitle: \xe8\x99\x9a\x00\n---\n\x00\x00",
+    "no-front-matter.md": "第一条 虚构示例。".encode("utf-8"),
+    "unclosed.md": "---\ntitle: 虚构示例\nissuer: x\n".encode("utf-8"),
+    "no-colon.md": "---\ntitle 虚构示例\n---\n正文".encode("utf-8"),
+    "bad-key.md": "---\ntitle: 虚构示例\n<script>: x\n---\n正文".encode("utf-8"),
+    "no-title.md": "---\nissuer: 虚构示例机关\n---\n正文".encode("utf-8"),
+    "empty-title.md": "---\ntitle:   \n---\n正文".encode("utf-8"),
+    "truncated-utf8.md": "---\ntitle: 虚构示例\n---\n正文".encode("utf-8")[:-1],
+    "utf16.md": "---\ntitle: 虚构示例\n---\n正文".encode("utf-16"),
+    "gbk.md": "---\ntitle: 虚构示例\n---\n正文".encode("gbk"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CORPUS_FILES))
+def test_build_refuses_a_broken_corpus_file(small, tmp_path, name):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(small["corpus"], corpus)
+    (corpus / name).write_bytes(BAD_CORPUS_FILES[name])
+    before = tree_digest(corpus, small["index"])
+    result = _invoke(["build", "--corpus", str(corpus), "--index", str(small["index"])], small["root"])
+    _assert_runner_refusal(result, name)
+    assert name in result.stderr
+    assert tree_digest(corpus, small["index"]) == before
+
+
+ADD_CASES = ["empty.txt", "blank.txt", "random.txt", "png-named.txt", "nul.txt", "truncated.docx", "truncated.pdf",
+             "not-a.pdf", "empty.docx", "zip-not-docx.docx", "program.exe", "no-extension", "unclosed.md",
+             "huge.txt", "folder.txt"]
+
+
+@pytest.mark.parametrize("name", ADD_CASES)
+def test_add_refuses_bad_files(small, name):
+    before = tree_digest(small["corpus"], small["index"])
+    result = _invoke(["add", str(small[f"file:{name}"]), "--corpus", str(small["corpus"])], small["root"])
+    _assert_runner_refusal(result, name)
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+def test_add_refuses_a_batch_with_one_bad_file_and_writes_nothing(small, tmp_path):
+    good = tmp_path / "good.md"
+    good.write_text(GOOD_DOC, encoding="utf-8")
+    before = tree_digest(small["corpus"], small["index"])
+    result = _invoke(["add", str(good), str(small["file:truncated.docx"]), "--corpus", str(small["corpus"])],
+                     small["root"])
+    _assert_runner_refusal(result, "batch")
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+def test_add_refuses_a_docx_zip_bomb_without_inflating_it(small, tmp_path):
+    source = zipfile.ZipFile(io.BytesIO(_docx_bytes()))
+    members = {}
+    for item in source.infolist():
+        data = source.read(item.filename)
+        if item.filename == "word/document.xml":
+            data = data.replace(b"<w:body>", b"<w:body><!--" + b" " * (150 * 2**20) + b"-->", 1)
+        members[item.filename] = data
+    (tmp_path / "bomb.docx").write_bytes(_zip_bytes(members))
+    baseline = _Measured(["add", str(small["file:empty.txt"]), "--corpus", str(small["corpus"])], tmp_path / "a")
+    bomb = _Measured(["add", str(tmp_path / "bomb.docx"), "--corpus", str(small["corpus"])], tmp_path / "b")
+    code, stdout, stderr, rss = bomb.result()
+    _assert_clean_refusal(code, stdout, stderr, "zip bomb")
+    grown = rss - baseline.result()[3]
+    size = (tmp_path / "bomb.docx").stat().st_size
+    assert grown < 64 * 1024, f"kb add grew by {grown // 1024} MB on a {size} byte docx"
+
+
+@pytest.mark.parametrize("case", ["index is a file (build)", "index is a file (ask)", "damaged build (ask)"])
+def test_unusable_index_folder_is_a_clean_error(small, tmp_path, case):
+    target = tmp_path / "index"
+    if case.startswith("index is a file"):
+        target.write_text("not a folder")
+    else:
+        shutil.copytree(small["index"], target)
+        build = (target / "builds" / (target / "CURRENT").read_text().strip())
+        shutil.rmtree(build / "bm25-words")
+    args = (["build", "--corpus", str(small["corpus"]), "--index", str(target)] if case.endswith("(build)")
+            else ["ask", "专精特新", "--index", str(target)])
+    _assert_runner_refusal(_invoke(args, small["root"]), case)
+
+
+# ---------------------------------------------------------------- JSON API
+
+API_REFUSED = {
+    "no q": ("", "missing_query"),
+    "empty q": ("q=", "bad_query"),
+    "spaces": ("q=%20%20%20", "bad_query"),
+    "tabs/newlines": ("q=%09%0A%0D", "bad_query"),
+    "NUL": ("q=%00", "bad_query"),
+    "control chars": ("q=%01%02%1B%7F", "bad_query"),
+    "501 chars": ("q=" + "%E4%B8%93" * 501, "bad_query"),
+    "100,000 chars": ("q=" + "a" * 100_000, "bad_query"),
+    "k 0": ("q=x&k=0", "bad_query"),
+    "k -1": ("q=x&k=-1", "bad_query"),
+    "k 10^9": ("q=x&k=1000000000", "bad_query"),
+    "k abc": ("q=x&k=abc", "bad_query"),
+    "k empty": ("q=x&k=", "bad_query"),
+    "k 1e3": ("q=x&k=1e3", "bad_query"),
+    "k invalid UTF-8": ("q=x&k=%FF", "bad_query"),
+    "mode": ("q=x&mode=IndexFlatIP", "bad_query"),
+    "year_from": ("q=x&year_from=%ED%A0%80", "bad_query"),
+}
+API_ANSWERED = {
+    "emoji": "q=%F0%9F%98%80%F0%9F%8E%89",
+    "lone surrogate %ED%A0%80": "q=%ED%A0%80",
+    "invalid UTF-8 %FF": "q=%FF%FE",
+    "overlong UTF-8": "q=%C0%AF%E4%B8%93%E7%B2%BE",
+    "html": "q=%3Cscript%3Ealert(1)%3C%2Fscript%3E%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E",
+    "sql": "q=%27%20OR%201%3D1%20--",
+    "sql drop": "q=%22%3B%20DROP%20TABLE%20clauses%3B%20--",
+    "faiss": "q=IndexFlatIP",
+    "star": "q=*",
+    "percent": "q=%25",
+    "NUL inside": "q=%E4%B8%93%00%E7%B2%BE",
+    "zero-width and RTL": "q=%E2%80%8B%E2%80%AE%E4%B8%93%E7%B2%BE%E7%89%B9%E6%96%B0",
+    "quote only": "q=%22",
+    "quoted html": "q=%22%3Cb%3E%22",
+    "title brackets": "q=%E3%80%8A%3Cscript%3E%E3%80%8B",
+    "500 chars": "q=" + "%E4%B8%93" * 500,
+    "k 100": "q=%E4%B8%93%E7%B2%BE%E7%89%B9%E6%96%B0&k=100",
+    "unknown filters": "q=x&level=%FF&status=%00&region=%ED%A0%80&doc_type=*",
+}
+
+
+@pytest.fixture()
+def web_unchanged(built_index):
+    """Asserts the corpus and index behind `client` are byte-for-byte the same after the test."""
+    folders = [*built_index.settings.corpus_dirs, built_index.settings.index_dir]
+    before = tree_digest(*folders)
+    yield
+    assert tree_digest(*folders) == before
+
+
+@pytest.mark.parametrize("query,code", list(API_REFUSED.values()), ids=list(API_REFUSED))
+def test_api_refuses_bad_queries_with_json_400(client, web_unchanged, query, code):
+    r = client.get("/api/search?" + query)
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    error = r.get_json()["error"]
+    assert error["code"] == code and error["message"] and len(error["message"]) < 300
+
+
+@pytest.mark.parametrize("query", list(API_ANSWERED.values()), ids=list(API_ANSWERED))
+def test_api_answers_odd_but_legal_queries(client, web_unchanged, query):
+    r = client.get("/api/search?" + query)
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    data = r.get_json()
+    assert isinstance(data["query"], str) and isinstance(data["results"], list)
+    for hit in data["results"]:
+        assert hit["url"] == f"/doc/{hit['doc_id']}#{hit['clause_id']}"
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("POST", "/api/search?q=x", 405), ("PUT", "/api/search?q=x", 405), ("DELETE", "/api/search", 405),
+    ("GET", "/api/../api/search", 404), ("GET", "/api/nope", 404), ("GET", "/api/search/..%2F..%2Fetc%2Fpasswd", 404),
+])
+def test_api_other_errors_are_json(client, web_unchanged, method, path, status):
+    r = client.open(path, method=method)
+    assert r.status_code == status
+    assert r.get_json()["error"]["code"]
+
+
+# ---------------------------------------------------------------- pages
+
+TRAVERSAL_IDS = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                 "..%252F..%252Fetc%252Fpasswd", "%252e%252e%252fetc%252fpasswd", "....//....//etc/passwd",
+                 "..%5C..%5Cetc%5Cpasswd", "..", "%2e%2e", ".", f"{SEED_ID}%00", f"{SEED_ID}%2F..%2F..%2Fx",
+                 f"{SEED_ID.upper()}", "no-such-document", "%FF", "%ED%A0%80", "a" * 5000, "%00", "-", "%20"]
+
+
+@pytest.mark.parametrize("doc_id", TRAVERSAL_IDS, ids=[f"id{i}" for i in range(len(TRAVERSAL_IDS))])
+def test_unknown_and_traversal_document_ids_are_404(client, web_unchanged, doc_id):
+    r = client.get("/doc/" + doc_id)
+    assert r.status_code == 404
+    body = r.get_data(as_text=True)
+    assert "root:" not in body and "未找到" in body
+
+
+PAGE_REFUSED = ["/search?q=", "/search?q=%20", "/search?q=%00%01", "/search?q=" + "a" * 100_000,
+                "/search?q=x&k=0", "/search?q=x&k=-1", "/search?q=x&k=1000000000", "/search?q=x&k=abc",
+                "/search?q=x&mode=%FF", "/search?q=x&year_to=abc", "/docs?year_from=abc"]
+PAGE_ANSWERED = ["/search?q=%ED%A0%80", "/search?q=%FF", "/search?q=%F0%9F%98%80", "/search?q=*", "/search?q=%25",
+                 "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/search?q=%27%20OR%201%3D1%20--",
+                 "/search?q=%22%3B%20DROP%20TABLE%20clauses%3B%20--", "/search?q=IndexFlatIP",
+                 "/search?q=%22%22", "/search?q=%22", "/search?q=%E7%AC%AC%E4%B8%89%E6%9D%A1",
+                 f"/doc/{SEED_ID}?hl=%FF%3Cscript%3E", f"/doc/{SEED_ID}?hl=" + "x" * 10000,
+                 "/docs?level=%FF&status=%00&sort=%ED%A0%80&order=%00", "/docs?sort=../../etc", "/references?x=%FF",
+                 "/?q=%00"]
+
+
+@pytest.mark.parametrize("path", PAGE_REFUSED, ids=[f"refused{i}" for i in range(len(PAGE_REFUSED))])
+def test_pages_refuse_bad_input_with_400_and_a_message(client, web_unchanged, path):
+    r = client.get(path)
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    assert 'class="error"' in html or "筛选条件有误" in html
+    assert "Traceback" not in html
+
+
+@pytest.mark.parametrize("path", PAGE_ANSWERED, ids=[f"answered{i}" for i in range(len(PAGE_ANSWERED))])
+def test_pages_answer_odd_but_legal_input(client, web_unchanged, path):
+    r = client.get(path)
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert "<script>alert" not in html and "Traceback" not in html
+
+
+@pytest.mark.parametrize("path", ["/static/../kb/cli.py", "/static/..%2f..%2fkb%2fcli.py",
+                                  "/static/%2e%2e/%2e%2e/setup.cfg", "/static/style.css%00.py", "/%FF", "/%ED%A0%80"])
+def test_static_traversal_is_404(client, web_unchanged, path):
+    r = client.get(path)
+    assert r.status_code == 404 and b"install_requires" not in r.data and b"import click" not in r.data
+
+
+# ---------------------------------------------------------------- admin upload (when the admin pages exist)
+
+ADMIN_TOKEN = "bad-input-admin-token-2f9c"
+
+
+class ZeroStream(io.RawIOBase):
+    """A request body of `size` bytes (a multipart head, then zeros) produced on demand; counts what is read."""
+
+    def __init__(self, size: int, head: bytes = b"") -> None:
+        self.size, self.head, self.pos, self.bytes_read = size, head, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client asks where the stream starts
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), self.size - self.pos))
+        chunk = self.head[self.pos:self.pos + n]
+        buffer[:n] = chunk + b"\0" * (n - len(chunk))
+        self.pos += n
+        self.bytes_read += n
+        return n
+
+
+@pytest.fixture()
+def admin(tmp_path, small):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(small["corpus"], corpus)
+    index = tmp_path / "index"
+    shutil.copytree(small["index"], index)
+    settings = Settings(corpus_dirs=(corpus,), index_dir=index, dense=False, admin_token=ADMIN_TOKEN)
+    app = site_app(settings, KnowledgeBase(settings), KB_ADMIN_PENDING_DIR=str(tmp_path / "pending"))
+    client = app.test_client()
+    page = client.get("/admin/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post("/admin/login", data={"csrf_token": csrf, "token": ADMIN_TOKEN}).status_code == 303
+    page = client.get("/admin/upload").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    before = tree_digest(corpus, index)
+    yield {"app": app, "client": client, "csrf": csrf, "corpus": corpus, "index": index}
+    assert tree_digest(corpus, index) == before
+
+
+def test_admin_refuses_a_200mb_upload_with_413_before_reading_it(admin):
+    size = 200 * 2**20
+    head = (f'--BOUNDARY\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{admin["csrf"]}\r\n'
+            '--BOUNDARY\r\nContent-Disposition: form-data; name="files"; filename="huge.txt"\r\n'
+            "Content-Type: text/plain\r\n\r\n").encode()
+    body = ZeroStream(size, head)
+    r = admin["client"].post("/admin/upload", input_stream=body, content_length=size,
+                             content_type="multipart/form-data; boundary=BOUNDARY")
+    assert r.status_code == 413
+    assert "上限" in r.get_data(as_text=True)
+    assert body.bytes_read < 2**20, f"the server read {body.bytes_read} bytes of a body it refuses"
+    r = admin["client"].post("/admin/upload", input_stream=ZeroStream(size, head), content_length=size,
+                             content_type="multipart/form-data; boundary=BOUNDARY",
+                             headers={"Accept": "application/json"})
+    assert r.status_code == 413 and r.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("name", ["empty.txt", "blank.txt", "random.txt", "png-named.txt", "nul.txt", "truncated.docx",
+                                  "truncated.pdf", "not-a.pdf", "zip-not-docx.docx", "program.exe", "no-extension",
+                                  "unclosed.md"])
+def test_admin_upload_refuses_bad_files(admin, small, name):
+    data = small[f"file:{name}"].read_bytes()
+    r = admin["client"].post("/admin/upload", data={"csrf_token": admin["csrf"], "files": [(io.BytesIO(data), name)]},
+                             content_type="multipart/form-data")
+    assert r.status_code == 400, r.get_data(as_text=True)[:500]
+    assert 'role="alert"' in r.get_data(as_text=True)
+
+
+def test_admin_upload_over_the_per_file_limit_is_refused(admin):
+    admin["app"].config["KB_ADMIN_MAX_FILE_BYTES"] = 64 * 1024
+    data = GOOD_DOC.encode("utf-8") + "第二条 虚构示例。\n".encode("utf-8") * 8000
+    r = admin["client"].post("/admin/upload",
+                             data={"csrf_token": admin["csrf"], "files": [(io.BytesIO(data), "big.md")]},
+                             content_type="multipart/form-data", headers={"Accept": "application/json"})
+    assert r.status_code == 400 and "64 KB" in r.get_json()["error"]["message"]
+
+
+def test_admin_upload_with_a_traversal_file_name_writes_nothing(admin):
+    data = GOOD_DOC.encode("utf-8")
+    for name in ("../../../../tmp/kb-evil.md", "..\\..\\kb-evil.md", "/etc/passwd.md"):
+        r = admin["client"].post("/admin/upload",
+                                 data={"csrf_token": admin["csrf"], "files": [(io.BytesIO(data), name)]},
+                                 content_type="multipart/form-data")
+        assert r.status_code in (303, 400), r.status_code  # a preview (nothing written yet) or a refusal
+    assert not Path("/tmp/kb-evil.md").exists()
+
+
+# ---------------------------------------------------------------- eligibility API (when it exists)
+
+ELIGIBILITY_CASES = {
+    "empty body": ("POST", "/api/eligibility", b""),
+    "not JSON": ("POST", "/api/eligibility", b"<xml/>"),
+    "invalid UTF-8": ("POST", "/api/eligibility", b'{"region": "\xed\xa0\x80\xff"}'),
+    "NaN": ("POST", "/api/eligibility", b'{"employees": NaN}'),
+    "1e999": ("POST", "/api/eligibility", b'{"employees": 1e999}'),
+    "negative": ("POST", "/api/eligibility", b'{"employees": -1}'),
+    "wrong type": ("POST", "/api/eligibility", b'{"employees": "many"}'),
+    "a list": ("POST", "/api/eligibility", b"[]"),
+    "unknown need": ("POST", "/api/eligibility", b'{"needs": ["\\u0000<script>"]}'),
+    "too large": ("POST", "/api/eligibility", b'{"region": "' + b"x" * 100_000 + b'"}'),
+    "deep nesting": ("POST", "/api/eligibility", b"[" * 50_000),
+    "escaped lone surrogate": ("POST", "/api/eligibility", b'{"region": "\\ud800"}'),
+    "infinite number (form)": ("GET", "/eligibility/result?employees=inf", b""),
+    "NaN (form)": ("GET", "/eligibility/result?employees=nan", b""),
+    "huge number (form)": ("GET", "/eligibility/result?revenue_wan_yuan=1e999", b""),
+    "negative (form)": ("GET", "/eligibility/result?employees=-5", b""),
+    "text in number (form)": ("GET", "/eligibility/result?employees=%ED%A0%80", b""),
+}
+
+
+@pytest.mark.parametrize("case", [
+    name for name in ELIGIBILITY_CASES])
+def test_eligibility_refuses_bad_profiles(small, case):
+    settings = Settings(corpus_dirs=(small["corpus"],), index_dir=small["index"], dense=False)
+    app = site_app(settings, KnowledgeBase(settings), TESTING=False)  # errors become responses, as served
+    method, path, body = ELIGIBILITY_CASES[case]
+    before = tree_digest(small["corpus"], small["index"])
+    r = app.test_client().open(path, method=method, data=body, content_type="application/json")
+    assert 400 <= r.status_code < 500, (r.status_code, r.get_data(as_text=True)[:200])
+    if path.startswith("/api/"):
+        assert r.get_json()["error"]["message"]
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+# ---------------------------------------------------------------- a real server (`kb serve`)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_kb_serve_refuses_a_200mb_body_before_reading_it(small, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(small["index"]),
+                               "--corpus", str(small["corpus"]), "--port", str(port)],
+                              env=_clean_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()[-2000:]
+                time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n"
+                         f"Content-Length: {200 * 2**20}\r\n\r\n".encode() + b"\0" * 65536)
+            sock.settimeout(5)
+            try:
+                answer = sock.recv(200)
+            except socket.timeout:
+                answer = b""
+        assert answer.startswith(b"HTTP/1.1 413"), "no 413 before the body was sent: the server waits to read it all"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
