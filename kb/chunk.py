@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 from kb.types import Chunk, Clause, Document
 
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"
 MAX_CHUNK_CHARS = 320
 _SENTENCE_END_RE = re.compile(r"[。！？!?；;]+[”’」』）)]*|\n+")
 
@@ -39,8 +40,20 @@ def _split_points(text: str, max_chars: int) -> list[int]:
     return sorted({c for c in cuts if 0 < c < len(text)})
 
 
+def _compact(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def is_title_line(doc: Document, clause: Clause) -> bool:
+    """True for a top-level paragraph that only repeats (part of) the document title: not worth retrieving."""
+    text = _compact(clause.text)
+    return clause.kind == "paragraph" and not clause.path and len(text) >= 2 and text in _compact(doc.title)
+
+
 def index_text_for(doc: Document, clause: Clause, piece: str) -> str:
-    """Return what is indexed for a chunk: title, heading path, then the text itself."""
+    """Return what is indexed for a chunk: title, heading path, then the text itself ('' for a title line)."""
+    if is_title_line(doc, clause):
+        return ""
     path = " ".join(p for p in clause.path if p and p not in piece)
     return f"{doc.title}\n{path}\n{piece}".strip()
 

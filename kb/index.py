@@ -281,6 +281,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
 
             dense_texts = [_dense_text(docs[d], all_clauses[c][1], ch) for d, c, ch in all_chunks]
             vectors = emb_cache.embed(encoder, dense_texts, progress=emb_progress, on_missing=on_missing)
+            # chunks with nothing to index (a body line repeating the title) get a zero vector: never found
+            vectors[np.array([not ch.index_text for _, _, ch in all_chunks], dtype=bool)] = 0.0
         finally:
             emb_cache.close()
         flat = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))

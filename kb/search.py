@@ -311,6 +311,15 @@ class Searcher:
         out[rows[ok]] = sims[0][ok]
         return out
 
+    def _distinctive(self, word: str, max_share: float = 0.05) -> bool:
+        model = self.index.bm25_words
+        tid = model.vocab_dict.get(word)
+        n = int(model.scores["num_docs"])
+        if tid is None or n < 200:  # a small index has no reliable notion of "common"
+            return True
+        indptr = model.scores["indptr"]
+        return (indptr[tid + 1] - indptr[tid]) <= max_share * n
+
     def _lexically_sure(self, query: str, u: Understanding, lex: np.ndarray, t: Tuning) -> bool:
         """True when the best lexical chunk covers nearly all of the question: dense would only add noise and time."""
         if not lex.size or lex.max() <= 0:
@@ -396,8 +405,10 @@ class Searcher:
         mask = self.doc_mask(options.filters)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
-        # whole words first so highlights cover "专精特新", not just its parts
-        terms = tuple(dict.fromkeys(self.segmenter.content_words(query) + self.segmenter.words(query)))
+        # whole words first so highlights cover "专精特新", not just its parts; words in most chunks
+        # (企业, 发展) would light up every line, so they are not highlighted
+        terms = tuple(w for w in dict.fromkeys(self.segmenter.content_words(query) + self.segmenter.words(query))
+                      if self._distinctive(w))
         if n == 0:
             return SearchResult(query, (), terms, u, "the index is empty")
         # best chunk per clause, in score order

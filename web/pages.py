@@ -25,6 +25,7 @@ STATUS_LABELS = {
     "repealed": "已废止",
     "interpretation": "政策解读",
 }
+EXTRA_META_LABELS = {"interprets": "解读对象", "source_note": "说明", "license": "版权", "doc_type": "类型"}
 LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
 _DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,120}$")
 _MD_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
@@ -171,6 +172,7 @@ def document(doc_id: str):
     successor = successor or (doc.get("superseded_by") if doc.get("superseded_by") in index.doc_row else None)
     return render_template("doc.html", doc=doc, meta=doc.meta_dict(), sections=sections, outline=outline,
                            hl=request.args.get("hl", ""), level_labels=LEVEL_LABELS, successor=successor,
+                           extra_labels=EXTRA_META_LABELS,
                            validity=searcher.validity(doc))
 
 
