@@ -134,20 +134,29 @@ def assign_doc_ids(files: list[CorpusFile]) -> dict[Path, str]:
     return ids
 
 
+def decode_corpus_text(raw: bytes, name: str) -> tuple[str, dict[str, str], str]:
+    """Return (text with normalised line ends, front matter, body) of a corpus file's bytes.
+
+    Raises CorpusError naming `name` when it is not UTF-8 text with valid front matter.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{name}: not UTF-8 (byte {exc.start}); convert it with 'kb add'") from exc
+    if "\x00" in text:
+        raise CorpusError(f"{name}: contains NUL bytes; not a text document")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    meta, body = parse_front_matter(text, name=name)
+    return text, meta, body
+
+
 def read_document(path: Path, doc_id: str) -> Document:
     """Parse one corpus file into a Document; raises CorpusError with the file named."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 (byte {exc.start}); convert it with 'kb add'") from exc
-    if "\x00" in text:
-        raise CorpusError(f"{path}: contains NUL bytes; not a text document")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    meta, body = parse_front_matter(text, name=str(path))
+    text, meta, body = decode_corpus_text(raw, str(path))
     return Document(
         doc_id=doc_id,
         title=meta["title"].strip(),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.corpus import CorpusError, parse_front_matter, render_document, slugify
+from kb.corpus import CorpusError, decode_corpus_text, render_document, slugify
 from kb.ingest.base import Extraction, IngestError
 from kb.ingest.meta import find_metadata, find_title, guess_level, normalize_doc_no, status_from_title, validate_meta
 from kb.ingest.normalize import normalize_body, normalize_line
@@ -230,15 +230,8 @@ def _result(source: Path, meta: dict[str, str], body: str, warnings: list[str], 
 
 def _ingest_markdown(data: bytes, filename: str, name: str, source: Path,
                      cleaned: dict[str, str]) -> IngestResult:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"{name}: a corpus .md file must be UTF-8 (invalid byte at {exc.start})") from exc
-    if "\x00" in text:
-        raise IngestError(f"{name}: contains NUL bytes; not a text document")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        meta, body = parse_front_matter(text, name=name)
+    try:  # the same checks `kb build` makes when it reads the corpus
+        text, meta, body = decode_corpus_text(data.removeprefix(b"\xef\xbb\xbf"), name)
     except CorpusError as exc:
         raise IngestError(str(exc)) from exc
     problems = validate_meta(meta)
