@@ -412,7 +412,7 @@ class Searcher:
         if n == 0:
             return SearchResult(query, (), terms, u, "the index is empty")
         # best chunk per clause, in score order
-        order = np.argsort(-score, kind="stable")
+        order = _top_rows(score, max(k, 200) * 4)
         best_chunk: dict[int, int] = {}
         for row in order:
             if not np.isfinite(score[row]) or score[row] <= 0:
@@ -484,6 +484,14 @@ _NUMBER_PREFIX = re.compile(r"^(?:第[^条章节编]{1,6}[条章节编]|[一二�
 
 def _strip_number(heading: str) -> str:
     return _NUMBER_PREFIX.sub("", heading.strip())
+
+
+def _top_rows(score: np.ndarray, m: int) -> np.ndarray:
+    """Return the rows of the m best scores, best first (partial sort: a full one costs ~80 ms at 1M chunks)."""
+    if score.size <= m:
+        return np.argsort(-score, kind="stable")
+    part = np.argpartition(-score, m)[:m]
+    return part[np.argsort(-score[part], kind="stable")]
 
 
 def with_tuning(options: SearchOptions, **changes) -> SearchOptions:
