@@ -32,8 +32,9 @@ _FEAT_DIM = _DIM + len(_ORDERS) * _CNN_DIM
 # Zero rows kept on each side of a text: the widest window reaches 2 tokens left
 # and 2 right.
 _GAP = max(max(left, n - 1 - left) for n, left in _ORDERS)
-# Padded rows per forward batch. About 1-2k keeps a batch's activations (~10 kB a
-# row) in L2/L3 while the GEMMs still run near peak on 2 cores; more is slower.
+# Padded rows per forward batch. At 1-2k a batch's activations (~10 kB a row) stay
+# in cache while the GEMMs still run near peak; measured on 2 cores, throughput was
+# best at 1.5-2k and fell by half at 8k.
 _BATCH_ROWS = 1536
 # Distinct pieces whose per-piece tables are held at once (~15 kB each, so ~60 MB).
 # Chinese prose reuses few pieces: the 1.1M-token shared corpus has ~6.4k distinct,
@@ -389,7 +390,7 @@ def _forward(torch: Any, w: dict[str, Any], tables: dict[str, Any], batch: Seque
 
 
 def _ngram_mm(torch: Any, src: Any, weight: Any, left: int, gemm_dtype: Any) -> Any:
-    """Return the n-gram GEMM of the inner rows: row r is [src[r-left] .. src[r-left+order-1]] @ weight.
+    """Return the n-gram GEMM: inner row r is [src[r-left] .. src[r-left+order-1]] @ weight.
 
     src is (rows, 256), contiguous, in `_forward`'s gap layout; the result has
     rows - 2 * _GAP rows (src rows _GAP onwards), in gemm_dtype, without bias.

