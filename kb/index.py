@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from kb.ann import build_ann
 from kb.chunk import CHUNKER_VERSION, chunk_document
 from kb.corpus import read_corpus
 from kb.embed import EmbeddingCache, Encoder, text_key
@@ -285,10 +286,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
             vectors[np.array([not ch.index_text for _, _, ch in all_chunks], dtype=bool)] = 0.0
         finally:
             emb_cache.close()
-        flat = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
-        if len(all_chunks):
-            flat.add_with_ids(vectors, np.array([ch.chunk_id for _, _, ch in all_chunks], dtype=np.int64))
-        faiss.write_index(flat, str(tmp / "vectors.faiss"))
+        ann = build_ann(vectors, np.array([ch.chunk_id for _, _, ch in all_chunks], dtype=np.int64), encoder.dim)
+        faiss.write_index(ann, str(tmp / "vectors.faiss"))
 
     annotations = [json.dumps(annotate(docs[d], c), ensure_ascii=False) if annotate else "{}" for d, c in all_clauses]
     _write_store(tmp / "store.sqlite", docs, all_clauses, all_chunks, annotations)

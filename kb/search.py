@@ -16,6 +16,7 @@ from datetime import date
 
 import numpy as np
 
+from kb.ann import configure_search
 from kb.cite import Validity, validity_of
 from kb.embed import Encoder
 from kb.index import KnowledgeIndex
@@ -305,6 +306,7 @@ class Searcher:
             return out
         vec = self.encoder.encode_queries([query])
         k = min(n, max(tuning.dense_candidates, 1))
+        configure_search(self.index.faiss, k)
         sims, ids = self.index.faiss.search(vec, k)
         rows = self.index.rows_for_chunk_ids(ids[0])
         ok = rows >= 0
