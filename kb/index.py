@@ -437,9 +437,18 @@ class KnowledgeIndex:
         self.chunk_clause = arr[:, 1].astype(np.int32)
         self.chunk_doc = arr[:, 2].astype(np.int32)
         self._id_order = np.argsort(self.chunk_ids)
+        self._sorted_ids = self.chunk_ids[self._id_order]  # once, not per query (a gather of every id)
         self.n_clauses = int(db.execute("SELECT COUNT(*) FROM clauses").fetchone()[0])
         clause_doc = db.execute("SELECT doc_row FROM clauses ORDER BY row").fetchall()
         self.clause_doc = np.array([r[0] for r in clause_doc], dtype=np.int32)
+        # Every non-empty heading in one string, "\n" around each (compact() text has no
+        # whitespace), so a heading lookup is a C-speed str.find, not a scan of the table.
+        heads = db.execute("SELECT row, heading_norm FROM clauses WHERE heading_norm != '' ORDER BY row").fetchall()
+        lengths = np.array([len(h) for _, h in heads], dtype=np.int64)
+        self._heading_rows = np.array([r for r, _ in heads], dtype=np.int64)
+        self._heading_starts = np.cumsum(lengths + 1) - lengths
+        self._heading_ends = self._heading_starts + lengths
+        self._headings = "\n" + "\n".join(h for _, h in heads) + "\n"
 
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "db", None)
@@ -451,7 +460,7 @@ class KnowledgeIndex:
 
     def rows_for_chunk_ids(self, ids: np.ndarray) -> np.ndarray:
         """Map FAISS ids (chunk ids) back to chunk rows; unknown ids map to -1."""
-        sorted_ids = self.chunk_ids[self._id_order]
+        sorted_ids = self._sorted_ids
         pos = np.searchsorted(sorted_ids, ids)
         pos = np.clip(pos, 0, len(sorted_ids) - 1)
         ok = (len(sorted_ids) > 0) & (sorted_ids[pos] == ids)
@@ -525,8 +534,26 @@ class KnowledgeIndex:
         needle = compact(words)
         if len(needle) < 2:
             return []
-        q = "SELECT row, heading_norm = ? FROM clauses WHERE heading_norm != '' AND instr(heading_norm, ?) > 0 LIMIT 200"
-        return [(r[0], bool(r[1])) for r in self._db().execute(q, (needle, needle))]
+        text, starts, ends = self._headings, self._heading_starts, self._heading_ends
+
+        def matches(pattern: str, skip: int, limit: int) -> list[int]:
+            found: list[int] = []
+            pos = text.find(pattern)
+            while pos != -1 and len(found) < limit:
+                i = int(np.searchsorted(starts, pos + skip, side="right")) - 1
+                found.append(i)
+                pos = text.find(pattern, int(ends[i]))
+            return found
+
+        exact = matches("\n" + needle + "\n", 1, 200)  # whole headings first: never lost to the cap
+        out = [(int(self._heading_rows[i]), True) for i in exact]
+        taken = set(exact)
+        for i in matches(needle, 0, 200 + len(exact)):
+            if len(out) >= 200:
+                break
+            if i not in taken:
+                out.append((int(self._heading_rows[i]), False))
+        return out
 
     def rows_with_marker_path(self, markers: list[str]) -> list[int]:
         """Return clause rows whose own marker is the last of `markers` and whose ancestors carry the others in order.

@@ -280,7 +280,7 @@ class Searcher:
     def _feedback(self, query: str, w_scores: np.ndarray, extra_words: list[str], tuning: Tuning) -> np.ndarray:
         """Return word-channel scores re-run with the strongest terms of the top chunks added (RM3-style)."""
         model = self.index.bm25_words
-        top = np.argsort(-w_scores)[: tuning.prf_docs]
+        top = _top_rows(w_scores, tuning.prf_docs)
         seen = set(self.segmenter.words(query)) | set(extra_words)
         weight: dict[str, float] = {}
         for rank, text in enumerate(self.index.chunk_texts([int(r) for r in top])):
