@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         per_mode[mode] = whole["ranks"]
         rows.append((mode, whole, part))
     print(f"\n{len(questions)} questions ({args.gold}); last {len(tail)} = enterprise voice\n")
-    print(f"| mode | hit@1 | hit@5 | MRR@10 | voice hit@5 | voice MRR@10 |")
-    print(f"|---|---|---|---|---|---|")
+    print("| mode | hit@1 | hit@5 | MRR@10 | voice hit@5 | voice MRR@10 |")
+    print("|---|---|---|---|---|---|")
     for mode, whole, part in rows:
         print(f"| {mode} | {whole['hit@1']:.2f} | {whole['hit@5']:.2f} | {whole['mrr@10']:.2f} | "
               f"{part['hit@5']:.2f} | {part['mrr@10']:.2f} |" if part else
@@ -125,7 +125,7 @@ ABLATIONS = [
 
 def ablation(searcher: Searcher, questions: list[dict], tail: list[dict]) -> int:
     """Print hit@1/hit@5/MRR@10 with each component switched off (or an alternative on)."""
-    print(f"\n| configuration | hit@1 | hit@5 | MRR@10 | voice hit@1 | voice hit@5 | voice MRR@10 |")
+    print("\n| configuration | hit@1 | hit@5 | MRR@10 | voice hit@1 | voice hit@5 | voice MRR@10 |")
     print("|---|---|---|---|---|---|---|")
     base = SearchOptions(mode="hybrid")
     for name, opt_changes, tuning_changes in ABLATIONS:

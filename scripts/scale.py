@@ -44,12 +44,7 @@ def log(message: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def p50_p95(seconds: list[float]) -> tuple[float, float]:
-    """Return the median and the nearest-rank 95th percentile, in milliseconds."""
-    ordered = sorted(seconds)
-    if not ordered:
-        return float("nan"), float("nan")
-    return statistics.median(ordered) * 1000, ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
+from bench import p50_p95  # noqa: E402  (same percentile definition as the benchmark table)
 
 
 def current_build(index_dir: Path) -> Path:

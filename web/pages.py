@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 
 from kb.index import IndexMismatch, IndexMissing, KnowledgeIndex
 from kb.refs import ReferenceResolver, find_references
-from kb.search import QueryError, SearchOptions, check_k
+from kb.search import QueryError
 from kb.types import Clause, Document
 from web.api import eligibility_json, filters_from_args, search_options_from_args
 
