@@ -572,13 +572,6 @@ class KnowledgeIndex:
                 out.append(int(row))
         return out
 
-    def clause_rows_text(self, clause_rows: list[int]) -> dict[int, str]:
-        """Return clause texts for a few rows."""
-        if not clause_rows:
-            return {}
-        q = f"SELECT row, text FROM clauses WHERE row IN ({','.join('?' * len(clause_rows))})"
-        return dict(self._db().execute(q, [int(r) for r in clause_rows]).fetchall())
-
 
 def _chain_matches(chain: list[str], wanted: list[str]) -> bool:
     """True when `wanted` is a subsequence of `chain` ending at its last element (cn_dun ~ top-level arabic)."""

@@ -100,10 +100,6 @@ class Segmenter:
         return [w for w in (t.strip() for t in self._get().lcut(normalize(text), HMM=True))
                 if len(w) >= 2 and w not in stops and _CJK_OR_ALNUM.search(w)]
 
-    def add_word(self, word: str) -> None:
-        """Teach the tokenizer one more word (for document titles and short titles)."""
-        self._get().add_word(word)
-
 
 def bigrams(text: str) -> list[str]:
     """Return overlapping character bigrams within runs of CJK/alphanumeric characters.
