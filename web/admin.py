@@ -31,7 +31,7 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
 from flask.sessions import SecureCookieSession
 from werkzeug.exceptions import HTTPException
 
-from kb.corpus import CorpusError, assign_doc_ids, list_corpus_files, read_document
+from kb.corpus import DOC_ID_MAX_CHARS, CorpusError, assign_doc_ids, list_corpus_files, read_document
 from kb.index import BuildBusy, IndexMismatch, IndexMissing, read_current
 from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, ingest_bytes, write_to_corpus
 # The same rules as `kb add`: which fields describe one document only, and the same-source check.
@@ -61,7 +61,7 @@ STAGE_LABELS = {"parse": "解析条款", "segment": "分词", "embed": "计算�
 STATE_LABELS = {"idle": "本次运行以来还没有重建", "starting": "正在启动", "running": "正在重建",
                 "done": "重建完成，新索引已发布", "up_to_date": "索引已是最新，无需重建", "failed": "重建失败"}
 _PENDING_ID = re.compile(r"^[0-9a-f]{32}$")
-_DOC_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,200}$")
+_DOC_ID = re.compile(rf"^[a-z0-9][a-z0-9\-]{{0,{DOC_ID_MAX_CHARS - 1}}}$")
 # Leading bytes of formats that are never a text document, whatever the file is called.
 _BINARY_MAGIC = (
     (b"%PDF-", "PDF 文件"),

@@ -213,6 +213,11 @@ def _doc_no_in_title(title: str) -> str:
     return normalize_doc_no(match.group(1)) if match else ""
 
 
+def _corpus_stem(stem: str) -> str:
+    """Return a file stem the corpus reader does not skip (it leaves README.md to describe the folder)."""
+    return f"{stem}-doc" if stem.lower() == "readme" else stem
+
+
 def _result(source: Path, meta: dict[str, str], body: str, warnings: list[str], *,
             doc_text: str | None = None, name: str | None = None) -> IngestResult:
     missing = tuple(k for k in SEARCHED_KEYS if not meta.get(k))
@@ -224,7 +229,7 @@ def _result(source: Path, meta: dict[str, str], body: str, warnings: list[str], 
         body=body,
         missing=missing,
         warnings=tuple(dict.fromkeys(warnings)),
-        suggested_name=name or slugify(meta.get("doc_no") or meta["title"]),
+        suggested_name=_corpus_stem(name or slugify(meta.get("doc_no") or meta["title"])),
     )
 
 
