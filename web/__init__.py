@@ -7,7 +7,7 @@ import math
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from kb.config import Settings, load_settings
+from kb.config import Settings, check_admin_token, load_settings
 
 
 def _finite(value):
@@ -42,6 +42,12 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
     if test_config:
         app.config.update(test_config)
     settings = settings or load_settings()
+    check_admin_token(settings.admin_token)
+    if settings.trust_proxy:  # the client address (login throttling) and scheme as the proxies saw them
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trust_proxy
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.extensions["kb"] = kb or KnowledgeBase(settings)
     app.extensions["kb_settings"] = settings
     app.json.ensure_ascii = False
