@@ -31,10 +31,12 @@ from werkzeug.exceptions import HTTPException
 from kb.config import check_admin_token
 from kb.corpus import DOC_ID_MAX_CHARS, CorpusError, assign_doc_ids, list_corpus_files, read_document
 from kb.index import BuildBusy, IndexMismatch, IndexMissing, read_current
-from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, ingest_bytes, write_to_corpus
+from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, write_to_corpus
 # The same rules as `kb add`: which fields describe one document only, and the same-source check.
 from kb.ingest.command import PER_FILE_KEYS, same_source
-from kb.ingest.pipeline import clean_overrides
+from kb.ingest.isolated import DEFAULT_SECONDS as DEFAULT_CONVERT_SECONDS
+from kb.ingest.isolated import ConversionStopped, ingest_bytes_isolated
+from kb.ingest.pipeline import clean_overrides, keep_in_trash
 from kb.types import LEVELS, STATUSES
 from web.admin_state import SharedState, default_state_dir
 
@@ -598,10 +600,16 @@ def upload():
         if problem:
             errors.append(problem)
             continue
-        try:
-            results.append(ingest_bytes(data, name, overrides, max_bytes=limit))
+        seconds = float(current_app.config.get("KB_ADMIN_CONVERT_SECONDS") or DEFAULT_CONVERT_SECONDS)
+        try:  # in a child process that is stopped past its budget: one file cannot hold the server
+            results.append(ingest_bytes_isolated(data, name, overrides, max_bytes=limit, seconds=seconds))
+        except ConversionStopped:
+            errors.append(f"{name}：转换超过 {seconds:g} 秒仍未完成，已停止（文件可能过大或结构异常）。")
         except IngestError as exc:
             errors.append(str(exc))
+        except RuntimeError as exc:  # a bug in a reader: log it, refuse this file, keep serving
+            current_app.logger.error("converting an upload failed: %s", exc)
+            errors.append(f"{name}：转换时出现程序错误（详情见服务器日志）。")
     targets: dict[str, str] = {}
     for result in results:
         previous = targets.setdefault(result.suggested_name, str(result.source))
@@ -857,23 +865,9 @@ def remove(doc_id: str):
 
 def _move_to_trash(path: Path) -> Path:
     """Move `path` into `.trash/` beside it under a name that never replaces an earlier one."""
-    trash = path.parent / ".trash"
-    trash.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        target = trash / f"{path.stem}.{stamp}{'' if n == 0 else f'-{n}'}{path.suffix}"
-        try:
-            os.link(path, target)  # fails if the name is taken: nothing is overwritten
-        except FileExistsError:
-            continue
-        except OSError:  # no hard links on this file system
-            if target.exists():
-                continue
-            os.rename(path, target)
-            return target
-        os.unlink(path)
-        return target
-    raise OSError(f"no free name in {trash}")
+    target = keep_in_trash(path)
+    os.unlink(path)
+    return target
 
 
 # ---------------------------------------------------------------- rebuild

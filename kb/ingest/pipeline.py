@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,6 +254,28 @@ def _ingest_markdown(data: bytes, filename: str, name: str, source: Path,
     return _result(source, meta, body, [], doc_text=doc_text, name=slugify(Path(filename).stem))
 
 
+def keep_in_trash(path: Path) -> Path:
+    """Link (or copy) `path` into `.trash/` beside it under a name that never replaces an earlier one.
+
+    Returns the path in the trash; the corpus reader skips hidden folders, so it is never indexed.
+    """
+    trash = path.parent / ".trash"
+    trash.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        target = trash / f"{path.stem}.{stamp}{'' if n == 0 else f'-{n}'}{path.suffix}"
+        try:
+            os.link(path, target)  # fails if the name is taken: nothing is overwritten
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                continue
+            shutil.copy2(path, target)
+        return target
+    raise OSError(f"no free name in {trash}")
+
+
 def write_to_corpus(result: IngestResult, corpus_dir: Path, *, overwrite: bool = False) -> Path:
     """Write `result` as `<corpus_dir>/<suggested_name>.md` atomically and return that path.
 
@@ -270,6 +294,8 @@ def write_to_corpus(result: IngestResult, corpus_dir: Path, *, overwrite: bool =
             if not overwrite:
                 raise IngestError(f"{target}: already exists with different content; "
                                   "use --overwrite to replace it")
+            if target.is_file():
+                keep_in_trash(target)  # replaced, never lost: the old text stays in .trash/ as remove does
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=corpus_dir)
     except OSError as exc:
         raise IngestError(f"{target}: cannot write ({exc.strerror})") from exc
