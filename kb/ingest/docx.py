@@ -10,6 +10,7 @@ import io
 import re
 import time
 import zipfile
+import zlib
 
 from kb.ingest.base import Extraction, IngestError
 from kb.ingest.normalize import join_inline, markdown_table
@@ -24,6 +25,20 @@ _VISIBLE_NUMBER = re.compile(
 MAX_UNPACKED_BYTES = 100 * 2**20  # a .docx whose parts inflate past this is refused (a zip bomb)
 MAX_PARAGRAPHS = 50_000  # far above any policy document; 95 MB of one-word paragraphs is not a document
 TIME_BUDGET_SECONDS = 60.0  # a conversion that takes longer is stopped
+
+
+def _count_paragraphs(data: bytes) -> int:
+    """Return how many paragraph tags word/document.xml holds, reading it as a stream (0 when it is absent)."""
+    count, tail = 0, b""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package, package.open("word/document.xml") as part:
+            while chunk := part.read(1 << 20):
+                window = tail + chunk
+                count += window.count(b"<w:p>") + window.count(b"<w:p ")
+                tail = window[-4:]  # a tag cut by the chunk boundary is counted in the next window only
+    except (KeyError, zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error):
+        return 0  # python-docx reports what is wrong with the package
+    return count
 
 
 def _open(data: bytes, name: str):
@@ -41,6 +56,9 @@ def _open(data: bytes, name: str):
     if unpacked > MAX_UNPACKED_BYTES:
         raise IngestError(f"{name}: the .docx unpacks to {unpacked // 2**20} MB, over the limit of "
                           f"{MAX_UNPACKED_BYTES // 2**20} MB")
+    paragraphs = _count_paragraphs(data)  # before parsing: a million tiny paragraphs take a gigabyte of XML tree
+    if paragraphs > MAX_PARAGRAPHS:
+        raise IngestError(f"{name}: the .docx has {paragraphs} paragraphs, over the limit of {MAX_PARAGRAPHS}")
     try:
         return docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises many types on a damaged package

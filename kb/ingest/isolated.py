@@ -8,6 +8,7 @@ killed when the budget runs out.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 
 from kb.ingest.base import IngestError
 
@@ -52,8 +53,13 @@ def ingest_bytes_isolated(data: bytes, filename: str, overrides: dict | None = N
     try:
         process.start()
         sender.close()
+        # the process's sentinel too: a child that dies before it takes its end of the pipe leaves it open
+        ready = multiprocessing.connection.wait([receiver, process.sentinel], seconds)
         try:
-            kind, value = receiver.recv() if receiver.poll(seconds) else ("stopped", None)
+            if receiver in ready or receiver.poll(0):
+                kind, value = receiver.recv()
+            else:
+                kind, value = ("died", None) if ready else ("stopped", None)
         except EOFError:  # the child died without a word (killed, out of memory)
             kind, value = "died", None
     finally:
