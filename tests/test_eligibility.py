@@ -317,7 +317,7 @@ def _command():
 
     if "eligible" in cli.commands:
         return cli, ["eligible"]
-    from kb.eligibility_command import eligible
+    from kb.cli import eligible
 
     return eligible, []
 
