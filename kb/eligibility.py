@@ -299,6 +299,7 @@ ROLE_WEIGHTS = {"support": 0.6, "condition": 0.5, "safeguard": 0.25, "task": 0.2
 RETRIEVAL_ONLY_FLOOR = 0.6  # a clause the rules did not tag with the kind needs this retrieval score
 RECENCY_WEIGHT = 0.25  # newer documents first, all else equal: full weight this year, none after RECENCY_YEARS
 RECENCY_YEARS = 25
+OUTDATED_PER_KIND = 2  # expired, superseded or repealed measures listed after those in force
 JUDGED_BONUS = 0.2  # per condition the profile's figures decide, met or not_met (at most three)
 
 
@@ -550,7 +551,10 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
         # measures in force first, then expired, superseded or repealed ones, each by score
         measures.sort(key=lambda t: (t[2].validity.outdated, t[0], t[1]))
         goals.sort(key=lambda t: (t[2].validity.outdated, t[0], t[1]))
-        items = tuple(i for _, _, i in measures[:per_kind]) + tuple(i for _, _, i in goals[:goals_per_kind])
+        current = [i for _, _, i in measures if not i.validity.outdated][:per_kind]
+        # outdated measures follow, for reference: at least OUTDATED_PER_KIND, more when few are in force
+        outdated = [i for _, _, i in measures if i.validity.outdated][:max(OUTDATED_PER_KIND, per_kind - len(current))]
+        items = tuple(current + outdated) + tuple(i for _, _, i in goals[:goals_per_kind])
         if items or profile.needs:
             note = "" if items else "没有找到这类支持的条款。"
             groups.append(MatchGroup(kind=kind, label=NEEDS[kind], items=items, note=note))

@@ -59,8 +59,11 @@ def test_financing_profile_gets_the_seed_finance_clause(built_index):
     data = _answer(built_index, {**LYG, "needs": ["financing"]})
     group = _group(data, "financing")
     assert group["label"] == "融资与上市"
-    top = group["items"][0]
-    assert (top["doc_id"], top["clause_path"][-1]) == (SEED_ID, "特色金融助力工程")
+    # the seed's plan period is over: its clause follows the measures in force, and is still listed
+    top = next(i for i in group["items"] if i["doc_id"] == SEED_ID)
+    assert top["clause_path"][-1] == "特色金融助力工程"
+    codes = [i["validity_code"] in ("expired", "draft", "superseded", "repealed") for i in group["items"]]
+    assert codes == sorted(codes) and not codes[0]
     assert top["role"] == "support" and top["url"] == f"/doc/{SEED_ID}#{top['clause_id']}"
     assert "连云港" in top["why"] and "融资与上市" in top["why"] and "专精特新" in top["why"]
     assert top["validity"] == "计划期已结束（至2025年）"
@@ -94,10 +97,14 @@ def test_no_goal_is_ever_reported_met_or_not_met(built_index):
                 assert cond["verdict"] in ("met", "not_met", "unknown")
 
 
-def test_answer_says_when_everything_is_outdated(built_index):
-    data = _answer(built_index, {**LYG, "needs": ["financing"]})
-    assert data["all_outdated"] and "征求意见稿" in data["message"] and "计划期已结束" in data["message"]
-    assert all(i["validity_code"] in ("expired", "draft") for g in data["groups"] for i in g["items"])
+def test_outdated_notice_only_when_everything_is_outdated(built_index, made_up_kb):
+    data = _answer(built_index, {**LYG, "needs": ["financing"]})  # the national measures are in force
+    assert not data["all_outdated"] and data["message"] == ""
+    # the made-up measure is valid until 2030: on a later date everything found is outdated
+    late = _answer(made_up_kb, {"needs": ["funding"]}, today=date(2031, 1, 1))
+    assert late["all_outdated"] and "已失效" in late["message"]
+    assert all(i["validity_code"] == "expired" for g in late["groups"] for i in g["items"])
+    assert not _answer(made_up_kb, {"needs": ["funding"]})["all_outdated"]
     earlier = _answer(built_index, {**LYG, "needs": ["financing"]}, today=date(2024, 6, 1))
     seed_item = next(i for i in _group(earlier, "financing")["items"] if i["doc_id"] == SEED_ID)
     assert seed_item["validity_code"] == "interpretation" and not earlier["all_outdated"]

@@ -279,3 +279,132 @@ def test_bundled_bodies_keep_the_raw_article_text():
         body_text = [x for x in body_lines if not x.startswith("#")]
         body_first = next(i for i, x in enumerate(body_text) if x == raw_text[0])
         assert body_text[body_first:] == raw_text, path.name
+
+
+# --- the bundled measures served (a real index over corpus/, dense channel off for speed) ------------------
+
+@pytest.fixture(scope="module")
+def laws_client(tmp_path_factory):
+    from kb.config import Settings
+    from kb.service import KnowledgeBase
+    from web import create_app
+
+    settings = Settings(corpus_dirs=(CORPUS,), index_dir=tmp_path_factory.mktemp("laws-index"), dense=False)
+    kb = KnowledgeBase(settings)
+    kb.build()
+    app = create_app(settings=settings, kb=kb, test_config={"TESTING": True, "KB_TODAY": "2026-11-26"})
+    return app.test_client()
+
+
+PAYMENT_2020 = "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020"
+PAYMENT_2025 = "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2025"
+VAT_REGS = "zengzhishui-zanxingtiaoli-2017"
+VAT_LAW = "zengzhishui-fa-2024"
+SME_PROFILE = {"industry": "制造业", "employees": 60, "taxable_income_wan_yuan": 25, "assets_wan_yuan": 2000,
+               "needs": ["tax"]}
+
+
+def _article_92(client, profile: dict) -> dict:
+    response = client.post("/api/eligibility", json=profile)
+    assert response.status_code == 200, response.get_json()
+    items = [i for g in response.get_json()["groups"] for i in g["items"]]
+    return next(i for i in items if i["clause_path"][-1].startswith("第九十二条"))
+
+
+def test_small_low_profit_enterprise_conditions(laws_client):
+    item = _article_92(laws_client, SME_PROFILE)
+    assert item["validity_code"] == "effective"
+    verdicts = {c["field"]: c["verdict"] for c in item["conditions"]}
+    assert verdicts == {"taxable_income_wan_yuan": "met", "employees": "met", "assets_wan_yuan": "met"}
+    assert {c["branch"] for c in item["conditions"]} == {"工业企业"} and "工业企业" in item["branch_note"]
+    assert {c["value"] for c in item["conditions"]} == {30, 100, 3000}
+    more = _article_92(laws_client, {**SME_PROFILE, "employees": 150})
+    assert {c["field"]: c["verdict"] for c in more["conditions"]}["employees"] == "not_met"
+    silent = _article_92(laws_client, {k: v for k, v in SME_PROFILE.items() if k != "assets_wan_yuan"})
+    assert {c["field"]: c["verdict"] for c in silent["conditions"]}["assets_wan_yuan"] == "unknown"
+    other = _article_92(laws_client, {**SME_PROFILE, "industry": "批发和零售业", "employees": 90})
+    assert {(c["field"], c["value"], c["verdict"]) for c in other["conditions"]} >= {("employees", 80, "not_met"),
+                                                                                     ("assets_wan_yuan", 1000, "not_met")}
+
+
+def test_conditions_without_numbers_are_listed_to_check(laws_client):
+    response = laws_client.post("/api/eligibility", json={"industry": "软件", "needs": ["tax"]},
+                                query_string={"as_of": "2026-11-26"})
+    assert response.status_code == 200
+    items = [i for g in response.get_json()["groups"] for i in g["items"]]
+    # in each group the measures in force come first
+    for g in response.get_json()["groups"]:
+        codes = [i["validity_code"] in ("expired", "draft", "superseded", "repealed") for i in g["items"]
+                 if i["role"] != "goal"]
+        assert codes == sorted(codes)
+    assert laws_client.post("/api/eligibility", json={}, query_string={"as_of": "soon"}).status_code == 400
+    assert all(isinstance(i["to_check"], list) for i in items)
+    # 第九十三条 (高新技术企业) states its conditions without numbers: listed to check, no verdict
+    from kb.roles import annotate_clause
+
+    regs = next(d for d in read_corpus([CORPUS]) if d.doc_id == "qiye-suodeshuifa-shishitiaoli-2019")
+    article = next(c for c in parse_clauses(regs) if c.heading.startswith("第九十三条"))
+    ann = annotate_clause(regs, article)
+    assert ann["role"] == "condition" and ann["conditions"] == []
+    assert ann["to_check"][0].startswith("(一)产品(服务)属于《国家重点支持的高新技术领域》") and len(ann["to_check"]) == 5
+
+
+def test_search_judges_versions_and_repeal_on_one_date(laws_client):
+    q = "机关、事业单位从中小企业采购货物、工程、服务，应当自货物、工程、服务交付之日起30日内支付款项"
+    data = laws_client.get("/api/search", query_string={"q": q, "k": 3}).get_json()
+    assert data["as_of"] == "2026-11-26"
+    by_doc = {r["doc_id"]: r for r in data["results"]}
+    assert data["results"][0]["doc_id"] == PAYMENT_2025
+    assert by_doc[PAYMENT_2020]["validity"]["code"] == "superseded"
+    assert by_doc[PAYMENT_2025]["validity"]["code"] == "effective"
+    # on a date before the 2025 version applied, the 2020 one is in force and comes first
+    past = laws_client.get("/api/search", query_string={"q": q, "k": 3, "as_of": "2024-06-01"}).get_json()
+    assert past["results"][0]["doc_id"] == PAYMENT_2020 and past["results"][0]["validity"]["code"] == "effective"
+    vat = laws_client.get("/api/search", query_string={"q": "增值税暂行条例 纳税人", "k": 3}).get_json()
+    regs = next(r for r in vat["results"] if r["doc_id"] == VAT_REGS)
+    assert regs["validity"]["code"] == "repealed" and "2026-01-01" in regs["validity"]["detail"]
+    before = laws_client.get("/api/search", query_string={"q": "增值税暂行条例 纳税人", "k": 3,
+                                                          "as_of": "2025-12-31"}).get_json()
+    assert next(r for r in before["results"] if r["doc_id"] == VAT_REGS)["validity"]["code"] == "effective"
+    bad = laws_client.get("/api/search", query_string={"q": "增值税", "as_of": "2025-13-01"})
+    assert bad.status_code == 400 and "as_of" in bad.get_json()["error"]["message"]
+
+
+def test_eligibility_in_search_uses_the_same_date(laws_client):
+    q = "我们是小型制造企业，能享受哪些税收优惠"
+    data = laws_client.get("/api/search", query_string={"q": q, "as_of": "2024-06-01"}).get_json()
+    assert data["as_of"] == "2024-06-01"
+    if "eligibility" in data:
+        assert data["eligibility"]["today"] == "2024-06-01"
+
+
+def test_docs_and_document_pages_show_versions_and_repeal(laws_client):
+    page = laws_client.get("/docs").get_data(as_text=True)
+    assert page.count("国务院") >= 10 and "已废止" in page and "已被替代" in page
+    doc = laws_client.get(f"/doc/{PAYMENT_2020}").get_data(as_text=True)
+    assert f'href="/doc/{PAYMENT_2025}"' in doc and "2025-03-17 版本" in doc and "至 2025-05-31" in doc
+    assert f'href="/doc/{PAYMENT_2025}/changes"' in doc
+    regs = laws_client.get(f"/doc/{VAT_REGS}").get_data(as_text=True)
+    assert f'href="/doc/{VAT_LAW}"' in regs and "自2026-01-01起由" in regs
+    refs = laws_client.get("/references").get_data(as_text=True)
+    assert "个体工商户条例" in refs and "促进个体工商户发展条例" in refs and "废止" in refs
+
+
+def test_what_changed_in_the_payment_regulation(laws_client):
+    data = laws_client.get(f"/api/doc/{PAYMENT_2025}/changes").get_json()
+    assert data["old"]["doc_id"] == PAYMENT_2020 and data["new"]["doc_id"] == PAYMENT_2025
+    assert data["summary"]["added"] > 0 and data["summary"]["changed"] > 0 and data["summary"]["renumbered"] > 0
+    term = next(a for a in data["articles"] if a["change"] == "changed"
+                and any(d["op"] == "insert" and "从其约定，但" in d["text"] for d in a["diff"]))
+    assert term["old"]["number"] != term["new"]["number"]  # renumbered, and changed
+    page = laws_client.get(f"/doc/{PAYMENT_2025}/changes").get_data(as_text=True)
+    assert "<ins>从其约定，但</ins>" in page
+    assert laws_client.get(f"/api/doc/{VAT_LAW}/changes").status_code == 404
+    assert laws_client.get("/api/doc/no-such-doc/changes").status_code == 404
+
+
+def test_kb_ask_as_of_and_bad_date(tmp_path):
+    from kb.cli import cli
+
+    result = CliRunner().invoke(cli, ["ask", "增值税", "--as-of", "yesterday", "--index", str(tmp_path)])
+    assert result.exit_code == 2 and "--as-of" in result.output
