@@ -1,4 +1,7 @@
-"""The `kb` command, every verb in one click group: build, ask, serve, eligible (and add, from kb/ingest). User errors exit 2 with one line on stderr."""
+"""The `kb` command, all verbs in one click group: build, ask, serve, eligible (and add, from kb/ingest).
+
+User errors exit 2 with one line on stderr.
+"""
 
 from __future__ import annotations
 

@@ -237,13 +237,15 @@ def facts_from_metadata(docs: list[Document]) -> Versions:
 
 # --- ranking ----------------------------------------------------------------------------------
 
+MIN_SAME = 0.5  # clauses or articles this similar are one, changed (or renumbered)
+
 ABOUT_EQUAL = 0.8  # a version in force scoring at least this share of an outdated one's score goes first
 
 
-def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions, docs: dict[str, Document] | None = None,
+def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions,
                     about_equal: float = ABOUT_EQUAL) -> list[Hit]:
-    """Return the hits with, for versions of one document that match about equally, the version
-    in force on `as_of` before the others; ranks renumbered."""
+    """Return the hits with, for versions of one clause that match about equally (same document
+    title, similar clause text), the version in force on `as_of` before the others; ranks renumbered."""
     out = list(hits)
     i = 0
     while i < len(out):
@@ -253,7 +255,8 @@ def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions, docs: dict
             for j in range(i + 1, len(out)):
                 other = out[j]
                 if (other.doc.doc_id in group and versions.in_force(other.doc, as_of)
-                        and other.score >= about_equal * hit.score):
+                        and other.score >= about_equal * hit.score
+                        and _ratio(hit.clause.text, other.clause.text) >= MIN_SAME):
                     out.insert(i, out.pop(j))
                     break
         i += 1
@@ -306,9 +309,6 @@ def _ratio(a: str, b: str) -> float:
     if sm.real_quick_ratio() < 0.5 or sm.quick_ratio() < 0.5:
         return 0.0
     return sm.ratio()
-
-
-MIN_SAME = 0.5  # articles this similar are one article, changed (or renumbered)
 
 
 def compare_versions(old: Document, new: Document) -> list[ArticleChange]:

@@ -380,7 +380,8 @@ def test_eligibility_in_search_uses_the_same_date(laws_client):
 
 def test_docs_and_document_pages_show_versions_and_repeal(laws_client):
     page = laws_client.get("/docs").get_data(as_text=True)
-    assert page.count("国务院") >= 10 and "已废止" in page and "已被替代" in page
+    assert page.count("国务院") >= 10 and "已废止" in page and "已被替代" in page and "行政法规" in page
+    assert f'href="/doc/{PAYMENT_2025}">现行版本' in page and f'href="/doc/{VAT_LAW}">废止它的文件' in page
     doc = laws_client.get(f"/doc/{PAYMENT_2020}").get_data(as_text=True)
     assert f'href="/doc/{PAYMENT_2025}"' in doc and "2025-03-17 版本" in doc and "至 2025-05-31" in doc
     assert f'href="/doc/{PAYMENT_2025}/changes"' in doc

@@ -249,7 +249,7 @@ def documents():
         return render_template("error.html", title="日期有误", message=str(exc)), 400
     return render_template("docs.html", docs=docs, sort=sort, descending=descending, args=request.args,
                            total=len(searcher.index.documents), level_labels=LEVEL_LABELS,
-                           validity=lambda doc: searcher.validity(doc, as_of))
+                           validity=lambda doc: searcher.validity(doc, as_of), versions=searcher.index.versions)
 
 
 def missing_references(index: KnowledgeIndex) -> list[dict]:
