@@ -28,7 +28,6 @@ _HISTORY_LINE = re.compile(r"^[（(]?\s*((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月
 _HISTORY_EVENT = re.compile(r"通过|公布|发布|修正|修订|施行|批准|废止")
 _ORDER_NO = re.compile(r"国务院令第\s*(\d+)\s*号")
 _FILE_DATE = re.compile(r"[(（]((?:19|20)\d{2})-(\d{2})-(\d{2})[)）]\s*$")
-_LAW_TITLE = re.compile(r"(?:法|条例|细则|规定|办法|决定|规则)(?:[（(][^（）()]*[）)])?$")
 _COMMENCEMENT = re.compile(
     r"本(?:法|条例|细则|规定|办法|决定|规则)自\s*(?:((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
     r"|(公布|发布|颁布)之日)\s*起(?:施行|实施)")
@@ -72,17 +71,15 @@ def _history_entry(line: str) -> tuple[_dt.date, str] | None:
 
 
 def looks_like_law(lines: list[str], title: str = "") -> bool:
-    """True when the text has the published form of a law: articles 第X条, and a law title,
-    history lines or the collection's marker before them."""
+    """True when the text has the published form of a law: articles 第X条, with 题注 history lines
+    or the collection's marker before them (a regulation-like text without either is read as any
+    policy text)."""
     stripped = [_clean(x) for x in lines]
     articles = [i for i, x in enumerate(stripped) if ARTICLE_LINE.match(x)]
     if len(articles) < 2:
         return False
     head = [x for x in stripped[:articles[0]] if x]
-    if COLLECTION_MARKER in head or any(_history_entry(x) for x in head):
-        return True
-    first = title or (_title_of(head[0]) if head else "")
-    return bool(first) and bool(_LAW_TITLE.search(first)) and len(head) <= 12
+    return COLLECTION_MARKER in head or any(_history_entry(x) for x in head[:20])
 
 
 def short_title(title: str) -> str:
