@@ -133,7 +133,8 @@ def validity_of(doc_meta: dict, title: str, today: date, *, text: str = "") -> V
             reason += "；解读的是征求意见稿"
         found["interpretation"] = ("政策解读", reason)
     if status == "effective":
-        found["effective"] = ("现行有效", "文件状态为现行有效")
+        note = str(doc_meta.get("effective_note", "") or "").strip()  # derived by kb.versions
+        found["effective"] = ("现行有效", note or "文件状态为现行有效")
     if not found:
         found["unknown"] = ("未注明效力", "文件未注明效力状态")
     flags = tuple(c for c in VALIDITY_CODES if c in found)

@@ -144,6 +144,8 @@ class Versions:
             start = _day(meta.get("valid_from", ""))
             if start is None or start <= as_of:
                 meta["status"] = "effective"
+                since = f"自{meta['valid_from']}起施行；" if start else ""
+                meta["effective_note"] = since + "知识库中没有取代或废止它的文件"
         return meta
 
     def to_json(self) -> dict:

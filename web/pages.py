@@ -28,7 +28,7 @@ STATUS_LABELS = {
 }
 EXTRA_META_LABELS = {"interprets": "解读对象", "source_note": "说明", "license": "版权", "doc_type": "类型",
                      "history": "题注（制定与修改）", "valid_from_note": "施行日期依据"}
-_DERIVED_KEYS = ("repealed_by", "repealed_note", "superseded_from")  # shown in the versions box instead
+_DERIVED_KEYS = ("repealed_by", "repealed_note", "superseded_from", "effective_note")  # shown in the versions box instead
 LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
 _DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,120}$")
 _MD_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
