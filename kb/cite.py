@@ -98,10 +98,13 @@ def validity_of(doc_meta: dict, title: str, today: date, *, text: str = "") -> V
     ends: date | None = None
 
     if status == "repealed":
-        found["repealed"] = ("已废止", "文件已废止")
+        note = str(doc_meta.get("repealed_note", "") or "").strip()  # derived by kb.versions
+        found["repealed"] = ("已废止", note or "文件已废止")
     if status == "superseded":
         by = str(doc_meta.get("superseded_by", "") or "").strip()
-        found["superseded"] = ("已被替代", f"已被{by}替代" if by else "文件已被新文件替代")
+        since = str(doc_meta.get("superseded_from", "") or "").strip()
+        reason = f"已被{by}替代" if by else "文件已被新文件替代"
+        found["superseded"] = ("已被替代", reason + (f"（自{since}起）" if since else ""))
     if status == "expired":
         found["expired"] = ("已失效", "文件状态为已失效")
     until = _parse_date(str(doc_meta.get("valid_until", "") or ""), end=True)
@@ -130,7 +133,8 @@ def validity_of(doc_meta: dict, title: str, today: date, *, text: str = "") -> V
             reason += "；解读的是征求意见稿"
         found["interpretation"] = ("政策解读", reason)
     if status == "effective":
-        found["effective"] = ("现行有效", "文件状态为现行有效")
+        note = str(doc_meta.get("effective_note", "") or "").strip()  # derived by kb.versions
+        found["effective"] = ("现行有效", note or "文件状态为现行有效")
     if not found:
         found["unknown"] = ("未注明效力", "文件未注明效力状态")
     flags = tuple(c for c in VALIDITY_CODES if c in found)

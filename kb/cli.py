@@ -1,12 +1,16 @@
-"""The `kb` command: build, ask, serve (and add). User errors exit 2 with one line on stderr."""
+"""The `kb` command, all verbs in one click group: build, ask, serve, eligible (and add, from kb/ingest).
+
+User errors exit 2 with one line on stderr.
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 import json
 import os
 import signal
+from dataclasses import replace
+from datetime import date
 import sys
 import time
 from pathlib import Path
@@ -79,6 +83,16 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self.stage is not None:
             click.echo("", err=True)
+
+
+def _as_of(text: str | None) -> date:
+    """Return the reference date of --as-of (today when not given); a bad date is a user error."""
+    if not text:
+        return date.today()
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"--as-of must be a date written YYYY-MM-DD, not {text[:20]!r}") from None
 
 
 def _settings(ctx: click.Context, **overrides) -> Settings:
@@ -160,11 +174,12 @@ def filter_options(fn):
 @click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense"]), default="hybrid", show_default=True)
 @click.option("--active-only", is_flag=True, help="hide expired, superseded and repealed documents")
 @click.option("--no-expand", is_flag=True, help="do not add thesaurus expansions to the question")
+@click.option("--as-of", "as_of_text", help="judge validity on this date, YYYY-MM-DD (default: today)")
 @filter_options
 @click.pass_context
 @user_errors
-def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, level, region, issuer, doc_type, status,
-        year_from, year_to):
+def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, as_of_text, level, region, issuer,
+        doc_type, status, year_from, year_to):
     """Answer QUESTION with the cited clauses."""
     from kb.search import check_k
     from kb.service import KnowledgeBase, result_to_json
@@ -172,12 +187,19 @@ def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, leve
     settings = _settings(ctx, index_dir=index_dir)
     query = " ".join(question)
     filters = replace(_filters(level, region, issuer, doc_type, status, year_from, year_to), active_only=active_only)
-    options = SearchOptions(k=check_k(k), mode=mode, filters=filters, expand=not no_expand)
+    as_of = _as_of(as_of_text)
+    options = SearchOptions(k=check_k(k), mode=mode, filters=filters, expand=not no_expand, as_of=as_of)
     kb = KnowledgeBase(settings)
-    result = kb.search(query, options)
-    validity = kb.searcher().validity
+    searcher = kb.searcher()
+    result = searcher.search(query, options)
+
+    def validity(doc):
+        return searcher.validity(doc, as_of)
+
     if as_json:
-        click.echo(json.dumps(result_to_json(result, validity), ensure_ascii=False, indent=1))
+        out = result_to_json(result, validity)
+        out["as_of"] = as_of.isoformat()
+        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     if not result.hits:
         click.echo(f"没有找到相关条款 (nothing relevant found for {query!r}).")
@@ -274,6 +296,92 @@ def _serve_gunicorn(settings: Settings, workers: int, threads: int) -> None:
     _App().run()
 
 
+# --- kb eligible ------------------------------------------------------------------------------
+
+_VERDICTS = {"met": "满足", "not_met": "不满足", "unknown": "未知"}
+
+
+def _fail(message: str):
+    raise UserError(message)
+
+
+def _read_profile(path: Path):
+    from kb.eligibility import ProfileError, parse_profile
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(f"profile file not found: {path}")
+    except IsADirectoryError:
+        _fail(f"profile path is a folder, not a JSON file: {path}")
+    except UnicodeDecodeError:
+        _fail(f"{path}: not UTF-8 text; save the profile as UTF-8 JSON")
+    except OSError as exc:
+        _fail(f"{path}: cannot read ({exc.strerror})")
+
+    def no_constants(name):
+        raise ValueError(f"{name} is not a number")
+
+    try:
+        obj = json.loads(text, parse_constant=no_constants)
+    except ValueError as exc:
+        _fail(f"{path}: not valid JSON ({exc})")
+    try:
+        return parse_profile(obj)
+    except ProfileError as exc:
+        _fail(f"{path}: {exc}")
+
+
+@cli.command("eligible")
+@click.option("--profile", "profile_path", required=True, type=click.Path(path_type=Path),
+              help="JSON file with the enterprise profile (fields as POST /api/eligibility).")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="index folder (default ./index)")
+@click.option("--json", "as_json", is_flag=True, help="print the /api/eligibility JSON")
+@click.option("--as-of", "as_of_text", help="judge validity on this date, YYYY-MM-DD (default: today)")
+@click.option("--today", "today_text", hidden=True, help="old name of --as-of")
+@click.option("--per-kind", default=6, show_default=True, type=click.IntRange(1, 50),
+              help="measures listed per kind of support")
+@click.pass_context
+def eligible(ctx, profile_path, index_dir, as_json, as_of_text, today_text, per_kind):
+    """List the support measures that fit the enterprise in --profile, grouped by kind of support."""
+    from kb.eligibility import answer_to_json, match
+    from kb.service import KnowledgeBase
+
+    profile = _read_profile(profile_path)
+    today = _as_of(as_of_text or today_text)
+    try:
+        settings = ctx.obj if ctx.obj is not None else load_settings()
+        settings = settings.with_overrides(index_dir=index_dir)
+        answer = match(KnowledgeBase(settings).searcher(), profile, today, per_kind=per_kind)
+    except (ConfigError, *USER_ERRORS) as exc:
+        raise UserError(str(exc)) from None
+    data = answer_to_json(answer)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        return
+    _print_text(data)
+
+
+def _print_text(data: dict) -> None:
+    if data["message"]:
+        click.secho(data["message"], bold=True)
+    if data["region_note"]:
+        click.echo(data["region_note"])
+    for group in data["groups"]:
+        click.secho(f"\n== {group['label']}（{len(group['items'])} 条）", bold=True)
+        if group["note"]:
+            click.echo("   " + group["note"])
+        for n, item in enumerate(group["items"], start=1):
+            click.secho(f"[{n}] {item['title']}  " + " > ".join(item["clause_path"]), bold=True)
+            click.echo(f"    {item['role_label']} · {item['validity']}")
+            for line in item["text"].splitlines():
+                click.echo("    " + line)
+            click.echo(f"    为何列出：{item['why']}")
+            for c in item["conditions"]:
+                click.echo(f"    条件：{c['quote'] or c['text']} → {_VERDICTS[c['verdict']]}（{c['reason']}）")
+            click.echo(f"    -> {item['url']}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="kb")
@@ -281,10 +389,7 @@ def main() -> None:
 
 from kb.ingest.command import add as _add_command  # noqa: E402  (commands live with their stage)
 
-from kb.eligibility_command import eligible as _eligible_command  # noqa: E402
-
 cli.add_command(_add_command)
-cli.add_command(_eligible_command)
 
 if __name__ == "__main__":
     main()

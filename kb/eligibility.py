@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from kb.cite import Validity, validity_of
+from kb.cite import Validity
 from kb.index import KnowledgeIndex
 from kb.query import NEEDS, TIERS, Understanding, region_terms, thesaurus
 from kb.roles import (KIND_CUES, ROLE_LABELS, ROLES_VERSION, annotate_clause, industries_in, kinds_in)
@@ -36,6 +36,8 @@ NUMBER_FIELDS: dict[str, tuple[str, str, bool]] = {
     "rd_share_percent": ("研发费用占营业收入比重", "%", False),
     "patents": ("有效发明专利", "件", True),
     "years_registered": ("成立年限", "年", False),
+    "taxable_income_wan_yuan": ("年度应纳税所得额", "万元", False),
+    "assets_wan_yuan": ("资产总额", "万元", False),
 }
 TEXT_FIELDS: dict[str, str] = {"region": "所在地区", "industry": "所属行业", "tier": "梯度层级", "size": "企业规模"}
 MAX_NUMBER = 1e12  # no profile figure is larger; beyond it a number is a typo or a probe
@@ -73,6 +75,8 @@ class Profile:
     rd_share_percent: float | None = None
     patents: int | None = None  # valid invention patents (有效发明专利)
     years_registered: float | None = None
+    taxable_income_wan_yuan: float | None = None  # 年度应纳税所得额
+    assets_wan_yuan: float | None = None  # 资产总额
     needs: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
@@ -207,6 +211,7 @@ class ConditionCheck:
     verdict: str  # met | not_met | unknown
     reason: str
     clause_id: str  # where it is stated (may be another clause of the same document)
+    branch: str = ""  # the alternative it belongs to ("工业企业" / "其他企业"), "" when the clause has one
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,8 @@ class MatchItem:
     validity: Validity
     conditions: tuple[ConditionCheck, ...]
     score: float
+    to_check: tuple[str, ...] = ()  # conditions the clause states without a number: checked by hand
+    branch_note: str = ""  # which alternative of the clause was judged, and why
 
 
 @dataclass(frozen=True)
@@ -295,6 +302,8 @@ ROLE_WEIGHTS = {"support": 0.6, "condition": 0.5, "safeguard": 0.25, "task": 0.2
 RETRIEVAL_ONLY_FLOOR = 0.6  # a clause the rules did not tag with the kind needs this retrieval score
 RECENCY_WEIGHT = 0.25  # newer documents first, all else equal: full weight this year, none after RECENCY_YEARS
 RECENCY_YEARS = 25
+OUTDATED_PER_KIND = 2  # expired, superseded or repealed measures listed after those in force
+JUDGED_BONUS = 0.2  # per condition the profile's figures decide, met or not_met (at most three)
 
 
 def _recency(doc: Document, today: date) -> float:
@@ -413,19 +422,44 @@ def check_condition(cond: dict, profile: Profile, clause_id: str) -> ConditionCh
         verdict, reason = "met", f"条件要求{need}；您填写{_fmt(mine)}{unit}，满足"
     else:
         verdict, reason = "not_met", f"条件要求{need}；您填写{_fmt(mine)}{unit}，不满足"
+    measured = cond.get("measures", "")
+    if measured and mine is not None:
+        reason += f"（条款计算的是{measured}，您填写的{label}只是近似，请按{measured}核对）"
     return ConditionCheck(text=cond["text"], quote=cond.get("quote", ""), field=name, op=op, value=cond["value"],
-                          unit=cond.get("unit", unit), verdict=verdict, reason=reason, clause_id=clause_id)
+                          unit=cond.get("unit", unit), verdict=verdict, reason=reason, clause_id=clause_id,
+                          branch=cond.get("branch", ""))
+
+
+# 国民经济行业分类: 工业 = 采矿业, 制造业, 电力、热力、燃气及水生产和供应业
+INDUSTRIAL_CUES = ("制造", "工业", "采矿", "矿业", "电力", "热力", "燃气", "自来水", "水生产", "供水")
+
+
+def choose_branch(branches: list[str], profile: Profile) -> tuple[str | None, str]:
+    """Return (the alternative of a clause that applies to the profile, why); None when it cannot be told."""
+    industrial = [b for b in branches if "工业" in b]
+    other = [b for b in branches if "其他" in b]
+    if not industrial or not other:
+        return None, ""
+    if not profile.industry:
+        return None, f"未填写行业，{'、'.join(branches)}两类条件都列出"
+    if any(c in profile.industry for c in INDUSTRIAL_CUES):
+        return industrial[0], f"按您填写的行业“{profile.industry}”适用“{industrial[0]}”一类条件"
+    return other[0], f"按您填写的行业“{profile.industry}”适用“{other[0]}”一类条件（非工业行业）"
 
 
 def _scope(clause: Clause) -> tuple[str, ...]:
     """The headings a condition clause applies under: its section (a paragraph) or its parent (a heading)."""
+    if clause.kind == "article":  # an article's conditions are its own: articles of a law are siblings
+        return clause.path
     return clause.path if not clause.heading else clause.path[:-1]
 
 
-def _conditions_for(entry: _Entry, doc_conditions: list[_Entry], profile: Profile) -> tuple[ConditionCheck, ...]:
-    """Return the checked conditions of a measure: its own and those of condition clauses over it."""
+def _conditions_for(entry: _Entry, doc_conditions: list[_Entry],
+                    profile: Profile) -> tuple[tuple[ConditionCheck, ...], str]:
+    """Return the checked conditions of a measure (its own and those of condition clauses over it), and a note
+    on which alternative was judged when the clause states several ("(一)工业企业… (二)其他企业…")."""
     if entry.annotation.get("role") == "goal":
-        return ()
+        return (), ""
     found: list[ConditionCheck] = []
     seen: set[tuple] = set()
     sources = [entry] + [c for c in doc_conditions if c.row != entry.row
@@ -434,12 +468,16 @@ def _conditions_for(entry: _Entry, doc_conditions: list[_Entry], profile: Profil
         if source.annotation.get("role") not in ("support", "condition"):
             continue
         for cond in source.annotation.get("conditions", []):
-            key = (cond["field"], cond["op"], cond["value"])
+            key = (cond["field"], cond["op"], cond["value"], cond.get("branch", ""))
             if key in seen:
                 continue
             seen.add(key)
             found.append(check_condition(cond, profile, source.clause.clause_id))
-    return tuple(found)
+    branches = list(dict.fromkeys(c.branch for c in found if c.branch))
+    chosen, note = choose_branch(branches, profile) if len(branches) > 1 else (None, "")
+    if chosen is not None:
+        found = [c for c in found if not c.branch or c.branch == chosen]
+    return tuple(found), note
 
 
 def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 6,
@@ -468,7 +506,7 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
         if doc_row not in validity_cache:
             doc = index.documents[doc_row]
             full = index.document(doc.doc_id)
-            validity_cache[doc_row] = validity_of(doc.meta_dict(), doc.title, today, text=full.body if full else "")
+            validity_cache[doc_row] = searcher.validity(doc, today, text=full.body if full else "")
         return validity_cache[doc_row]
 
     recency = [_recency(d, today) for d in index.documents]
@@ -495,6 +533,9 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
             tier_score, tier_why = _tier_fit(ann.get("tiers", []), profile)
             size_score, size_why = _size_fit(ann.get("sizes", []), profile)
             ind_score, ind_why = _industry_fit(ann.get("industries", []), profile)
+            conditions, branch_note = _conditions_for(e, conditions_by_doc.get(e.doc_row, []), profile)
+            if branch_note and ind_score < 0:  # the clause has a branch for the profile's industry too
+                ind_score, ind_why = 0.0, ""
             cues = ann.get("kind_cues", {}).get(kind, [])
             score = (r + (0.6 if tagged else 0.0) + min(len(cues), 4) * 0.05 + ROLE_WEIGHTS.get(role, 0.0)
                      + {"local": 0.3, "national": 0.0, "unstated": 0.0, "any": 0.0}[fit]
@@ -503,14 +544,20 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
                         else f"支持类型：{NEEDS[kind]}（检索相关）")
             role_why = ("条款性质：目标——政府为自己设定的目标，仅供参考，不是申报条件" if role == "goal"
                         else f"条款性质：{ROLE_LABELS.get(role, role)}")
-            why = "；".join(w for w in (region_why, kind_why, tier_why, size_why, ind_why, role_why) if w)
+            # a clause stating numbers the profile gives (met or not) speaks to this enterprise directly
+            score += JUDGED_BONUS * min(sum(c.verdict in ("met", "not_met") for c in conditions), 3)
+            why = "；".join(w for w in (region_why, kind_why, tier_why, size_why, ind_why, role_why, branch_note) if w)
             item = MatchItem(doc=doc, clause=e.clause, role=role, kinds=tuple(ann.get("kinds", [])), why=why,
-                             validity=v, conditions=_conditions_for(e, conditions_by_doc.get(e.doc_row, []), profile),
-                             score=round(score, 4))
+                             validity=v, conditions=conditions, score=round(score, 4),
+                             to_check=tuple(ann.get("to_check", [])), branch_note=branch_note)
             (goals if role == "goal" else measures).append((-score, e.row, item))
-        measures.sort(key=lambda t: (t[0], t[1]))
-        goals.sort(key=lambda t: (t[0], t[1]))
-        items = tuple(i for _, _, i in measures[:per_kind]) + tuple(i for _, _, i in goals[:goals_per_kind])
+        # measures in force first, then expired, superseded or repealed ones, each by score
+        measures.sort(key=lambda t: (t[2].validity.outdated, t[0], t[1]))
+        goals.sort(key=lambda t: (t[2].validity.outdated, t[0], t[1]))
+        current = [i for _, _, i in measures if not i.validity.outdated][:per_kind]
+        # outdated measures follow, for reference: at least OUTDATED_PER_KIND, more when few are in force
+        outdated = [i for _, _, i in measures if i.validity.outdated][:max(OUTDATED_PER_KIND, per_kind - len(current))]
+        items = tuple(current + outdated) + tuple(i for _, _, i in goals[:goals_per_kind])
         if items or profile.needs:
             note = "" if items else "没有找到这类支持的条款。"
             groups.append(MatchGroup(kind=kind, label=NEEDS[kind], items=items, note=note))
@@ -519,7 +566,7 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
     if not answer_items:
         message = "没有找到与您的情况和需求相关的条款。可以放宽地区或需求再试。"
     elif all_outdated:
-        message = ("找到的条款全部来自计划期已结束、已失效或仍是征求意见稿的文件，仅供参考；"
+        message = ("找到的条款全部来自计划期已结束、已失效、已被替代、已废止或仍是征求意见稿的文件，仅供参考；"
                    "申请前请向主管部门核实现行政策。")
     else:
         message = ""
@@ -532,7 +579,8 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
 def condition_to_json(check: ConditionCheck) -> dict:
     """Return one checked condition in the contract shape."""
     return {"text": check.text, "quote": check.quote, "field": check.field, "op": check.op, "value": check.value,
-            "unit": check.unit, "verdict": check.verdict, "reason": check.reason, "clause_id": check.clause_id}
+            "unit": check.unit, "verdict": check.verdict, "reason": check.reason, "clause_id": check.clause_id,
+            "branch": check.branch}
 
 
 def item_to_json(item: MatchItem) -> dict:
@@ -553,6 +601,8 @@ def item_to_json(item: MatchItem) -> dict:
         "validity_code": item.validity.code,
         "validity_detail": item.validity.detail,
         "conditions": [condition_to_json(c) for c in item.conditions],
+        "to_check": list(item.to_check),
+        "branch_note": item.branch_note,
         "score": item.score,
         "doc": {key: doc.get(key) for key in ("issuer", "level", "region", "status", "published", "doc_no", "doc_type")},
     }

@@ -34,6 +34,7 @@ from kb.embed import EmbeddingCache, Encoder, text_key
 from kb.segment import Segmenter, bigrams, compact
 from kb.structure import STRUCTURE_VERSION, clause_marker, parse_clauses
 from kb.types import Chunk, Clause, Document
+from kb.versions import VERSIONS_VERSION, Versions, derive_versions, facts_from_metadata
 
 SCHEMA_VERSION = 3
 CURRENT_FILE = "CURRENT"
@@ -217,7 +218,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
 
     docs = read_corpus([Path(p) for p in corpus_dirs])
     encoder_id = encoder.model_id if encoder is not None else "none"
-    fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version + "/" + annotator_version)
+    fingerprint = corpus_fingerprint(docs, encoder_id,
+                                     segmenter.version + "/" + annotator_version + "/versions" + VERSIONS_VERSION)
     current = read_current(index_dir)
     previous: dict = {}
     if current and (builds / current / "manifest.json").is_file():
@@ -306,6 +308,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         "build_seconds": round(time.perf_counter() - t0, 3),
         "versions": _library_versions(),
     }
+    manifest["derived_versions"] = derive_versions(docs).to_json()
     _write_atomic(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     for f in tmp.rglob("*"):
         if f.is_file():
@@ -431,6 +434,9 @@ class KnowledgeIndex:
             meta = json.loads(meta_json)
             self.documents.append(Document(doc_id, title, tuple(meta.items()), "", content_hash, source_path))
             self.doc_row[doc_id] = row
+        # versions and repeals derived at build time; an older build gets them from metadata (no repeals)
+        self.versions: Versions = (Versions.from_json(self.manifest.get("derived_versions"))
+                                   or facts_from_metadata(self.documents))
         chunk_rows = db.execute("SELECT chunk_id, clause_row, doc_row FROM chunks ORDER BY row").fetchall()
         arr = np.array(chunk_rows, dtype=np.int64).reshape(-1, 3)
         self.chunk_ids = arr[:, 0]

@@ -25,6 +25,7 @@ NEEDS: dict[str, str] = {
     "market": "市场与供应链",
     "services": "服务与平台",
     "quality": "质量品牌",
+    "rights": "权益保护（款项、收费、检查）",
 }
 
 TIERS: dict[str, tuple[str, ...]] = {

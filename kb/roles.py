@@ -24,7 +24,7 @@ import unicodedata
 from kb.query import NEEDS, TIERS, region_terms
 from kb.types import Clause, Document
 
-ROLES_VERSION = "1"
+ROLES_VERSION = "2"
 ROLES = ("goal", "task", "support", "condition", "safeguard", "background")
 ROLE_LABELS = {
     "goal": "目标", "task": "任务", "support": "支持措施", "condition": "申报条件",
@@ -118,6 +118,8 @@ KIND_CUES: dict[str, tuple[str, ...]] = {
                "跨境电商", "统一大市场"),
     "services": ("服务平台", "公共服务示范", "服务专员", "服务体系", "精准服务", "示范基地", "孵化",
                  "咨询", "诊断", "中介服务", "双创", "创业创新", "服务能力", "服务商", "巡诊", "提供全方位"),
+    "rights": ("款项支付", "支付款项", "拖欠", "付款期限", "账款", "乱收费", "乱罚款", "乱检查", "乱摊派",
+               "检查次数", "执法检查", "罚款", "权益保护", "合法权益", "投诉", "保证金", "违约金", "收费项目"),
     "quality": ("质量提升", "质量品牌", "品牌", "质量强国", "质量基础设施", "标准体系", "标准提升",
                 "精品", "认证", "质量管理", "工匠精神", "品质"),
 }
@@ -167,12 +169,15 @@ CONDITION_FIELDS: dict[str, tuple[str, str]] = {
         r"%",
     ),
     "patents": (r"(?:有效|授权|自主)*(?:发明专利|专利|知识产权|Ⅰ类知识产权|i类知识产权)", r"件|项|个"),
-    "revenue_wan_yuan": (r"(?:营业收入|主营业务收入|销售收入|营收)(?:总额)?", r"亿元|万元|元"),
+    "revenue_wan_yuan": (r"(?:营业收入|主营业务收入|销售收入|营收|应征增值税销售额|销售额)(?:总额)?", r"亿元|万元|元"),
+    "taxable_income_wan_yuan": (r"(?:年度)?应纳税所得额", r"亿元|万元|元"),
+    "assets_wan_yuan": (r"资产总额", r"亿元|万元|元"),
     "years_registered": (r"(?:注册成立|成立|注册|设立)(?:时间|年限)?", r"年"),
     "employees": (r"(?:从业人员|职工人数|员工人数|从业人数|职工|员工)", r"人|名"),
 }
 _PRE_OPS = {
     "不低于": ">=", "不少于": ">=", "不小于": ">=", "达到": ">=", "达": ">=", "满": ">=",
+    "未超过": "<=", "未达到": "<",
     "超过": ">", "高于": ">", "大于": ">", "多于": ">",
     "不超过": "<=", "不高于": "<=", "不多于": "<=", "不大于": "<=",
     "低于": "<", "少于": "<", "小于": "<", "不足": "<", "不满": "<",
@@ -333,7 +338,7 @@ def _condition(sentence: str, field: str, m: re.Match, cue: str) -> dict | None:
     if op is None or value is None:
         return None
     unit = m.group("unit")
-    if field == "revenue_wan_yuan":
+    if field in WAN_YUAN_FIELDS:
         value = value * 10000 if unit == "亿元" else value / 10000 if unit == "元" else value
         unit = "万元"
     if value == int(value):
@@ -341,8 +346,18 @@ def _condition(sentence: str, field: str, m: re.Match, cue: str) -> dict | None:
     cond = {"text": sentence.strip(), "field": field, "op": op, "value": value, "unit": unit, "quote": m.group(0)}
     if field == "patents" and "发明专利" in cue:
         cond["qualifier"] = "发明专利"
+    if field in APPROXIMATE_CUES:
+        measured = next((c for c in APPROXIMATE_CUES[field] if c in cue), "")
+        if measured:
+            cond["measures"] = measured  # the clause counts something the profile field only approximates
     return cond
 
+
+WAN_YUAN_FIELDS = ("revenue_wan_yuan", "taxable_income_wan_yuan", "assets_wan_yuan")
+# field -> what a clause may count that the profile field (营业收入 …) only approximates
+APPROXIMATE_CUES: dict[str, tuple[str, ...]] = {"revenue_wan_yuan": ("应征增值税销售额", "销售额")}
+_BRANCH_RE = re.compile(r"^\s*[（(]\s*[一二三四五六七八九十]{1,3}\s*[)）]\s*([^，,：:；;。]{2,12}?)\s*[，,：:]")
+_ITEM_RE = re.compile(r"^\s*[（(]\s*[一二三四五六七八九十]{1,3}\s*[)）]\s*(.+?)\s*$")
 
 _PRE = "|".join(sorted(_PRE_OPS, key=len, reverse=True))
 _POST = "|".join(sorted(_POST_OPS, key=len, reverse=True))
@@ -384,7 +399,23 @@ def extract_conditions(text: str) -> list[dict]:
     for sentence in _SENTENCE_SPLIT.split(text):
         if not sentence.strip() or _AGGREGATE_RE.search(sentence) or not _ENTERPRISE_RE.search(sentence):
             continue
-        out.extend(_field_conditions(sentence))
+        found = _field_conditions(sentence)
+        branch = _BRANCH_RE.match(sentence)
+        if branch and len(found) >= 2:
+            # "(一)工业企业，年度应纳税所得额不超过30万元，从业人数不超过100人…": one branch of alternatives
+            for cond in found:
+                cond["branch"] = branch.group(1)
+        out.extend(found)
+    return out
+
+
+def items_to_check(text: str) -> list[str]:
+    """Return the listed items （一）… of a condition clause that state no number, to be checked by hand."""
+    out = []
+    for line in text.split("\n"):
+        m = _ITEM_RE.match(line)
+        if m and not _field_conditions(line) and len(m.group(1)) >= 4:
+            out.append(line.strip())
     return out
 
 
@@ -398,6 +429,7 @@ def annotate_clause(doc: Document, clause: Clause) -> dict:
     scope = " ".join(clause.path[-1:]) + "\n" + clause.text
     kinds = kinds_in(scope)
     conditions = extract_conditions(clause.text) if role in ("condition", "support") else []
+    to_check = items_to_check(clause.text) if role == "condition" else []
     region = doc.get("region").strip()
     return {
         "role": role,
@@ -409,6 +441,7 @@ def annotate_clause(doc: Document, clause: Clause) -> dict:
         "regions": [region] if region else [],
         "region_terms": list(region_terms(region)) if region else [],
         "conditions": conditions,
+        "to_check": to_check,
         "why_role": why_role,
         "version": ROLES_VERSION,
     }

@@ -24,9 +24,11 @@ from kb.lookup import ClauseQuery, parse_clause_query, title_matches
 from kb.query import LEVEL_CUES, Understanding, region_terms, understand
 from kb.segment import Segmenter, bigrams, compact, normalize
 from kb.types import Hit
+from kb.versions import prefer_in_force
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
+VERSION_SLACK = 5  # extra candidates, so the version in force can move up past an outdated one
 
 
 class QueryError(ValueError):
@@ -85,6 +87,7 @@ class SearchOptions:
     filters: Filters = field(default_factory=Filters)
     tuning: Tuning = DEFAULT_TUNING
     expand: bool = True  # thesaurus expansions on/off
+    as_of: date | None = None  # the reference date validity is judged on (None: today)
 
 
 @dataclass(frozen=True)
@@ -191,18 +194,23 @@ class Searcher:
         self.doc_types = tuple(sorted({d.get("doc_type") for d in docs if d.get("doc_type")}, key=len, reverse=True))
         self.doc_regions = [region_terms(d.get("region")) for d in docs]
         self.region_names = tuple(sorted({r for rs in self.doc_regions for r in rs}))
-        self._validity: tuple[date, list[Validity]] | None = None
+        self._validity: dict[date, list[Validity]] = {}
 
-    def validity(self, doc) -> Validity:
-        """Return a document's validity as of today (computed once a day per build)."""
-        today = date.today()
-        if self._validity is None or self._validity[0] != today:
-            self._validity = (today, [validity_of(d.meta_dict(), d.title, today) for d in self.index.documents])
+    def validity(self, doc, as_of: date | None = None, *, text: str = "") -> Validity:
+        """Return a document's validity on `as_of` (default today), versions and repeals applied."""
+        day = as_of or date.today()
+        versions = self.index.versions
         row = self.index.doc_row.get(doc.doc_id)
-        if row is None or self.index.documents[row].content_hash != doc.content_hash:
-            # a document of another build (a newer one was published during this request)
-            return validity_of(doc.meta_dict(), doc.title, today)
-        return self._validity[1][row]
+        if text or row is None or self.index.documents[row].content_hash != doc.content_hash:
+            # with the text (plan periods stated in it), or a document of another build
+            return validity_of(versions.effective_meta(doc, day), doc.title, day, text=text)
+        cached = self._validity.get(day)
+        if cached is None:
+            if len(self._validity) > 8:
+                self._validity.clear()
+            cached = [validity_of(versions.effective_meta(d, day), d.title, day) for d in self.index.documents]
+            self._validity[day] = cached
+        return cached[row]
 
     def understand(self, query: str, expand: bool = True, tuning: Tuning = DEFAULT_TUNING) -> Understanding:
         """Return what the query names and needs, given the documents in this index."""
@@ -230,7 +238,7 @@ class Searcher:
         return prior
 
     # -- filters -----------------------------------------------------------
-    def doc_mask(self, filters: Filters) -> np.ndarray | None:
+    def doc_mask(self, filters: Filters, as_of: date | None = None) -> np.ndarray | None:
         """Return a boolean mask over documents, or None when no filter is set."""
         if filters.is_empty():
             return None
@@ -249,7 +257,7 @@ class Searcher:
                 ok = False
             if filters.doc_ids and d.doc_id not in filters.doc_ids:
                 ok = False
-            if filters.active_only and self.validity(d).code in ("expired", "superseded", "repealed"):
+            if filters.active_only and self.validity(d, as_of).code in ("expired", "superseded", "repealed"):
                 ok = False
             year = int(self.doc_years[i])
             if filters.year_from is not None and (not year or year < filters.year_from):
@@ -404,7 +412,7 @@ class Searcher:
             score = lex + t.dense_weight * np.maximum(dense - t.dense_floor, 0)
         if options.mode != "dense":
             score = score * self.doc_prior(u, t)[self.index.chunk_doc]
-        mask = self.doc_mask(options.filters)
+        mask = self.doc_mask(options.filters, options.as_of)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
         # whole words first so highlights cover "专精特新", not just its parts; words in most chunks
@@ -430,14 +438,14 @@ class Searcher:
             # a quoted phrase is a filter: only clauses containing it, best first
             if not exact:
                 return SearchResult(query, (), terms, u, "no clause contains the quoted phrase")
-            chosen = exact[:k]
+            chosen = exact[:k + VERSION_SLACK]
         else:
             if not exact and not ranked:
                 return SearchResult(query, (), terms, u, "nothing relevant found")
             if not exact and options.mode != "dense" and self._too_weak(
                     query, u, best_chunk[ranked[0]], float(dense[best_chunk[ranked[0]]]), t):
                 return SearchResult(query, (), terms, u, "nothing relevant found")
-            chosen = (exact + [r for r in ranked if r not in set(exact)])[:k]
+            chosen = (exact + [r for r in ranked if r not in set(exact)])[:k + VERSION_SLACK]
         exact_set = set(exact)
         hits: list[Hit] = []
         for rank, clause_row in enumerate(chosen, start=1):
@@ -449,6 +457,7 @@ class Searcher:
                         if chunk_row is not None else ())
             hits.append(Hit(rank=rank, score=round(value, 4), doc=doc, clause=clause, channels=channels,
                             exact=clause_row in exact_set))
+        hits = prefer_in_force(hits, options.as_of or date.today(), self.index.versions)[:k]
         return SearchResult(query, tuple(hits), terms, u)
 
     def _exact_rows(self, query: str, cq: ClauseQuery, mask: np.ndarray | None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kb.types import Clause, Document
 
-STRUCTURE_VERSION = "5"
+STRUCTURE_VERSION = "6"
 
 _CN = "[一二三四五六七八九十百千零〇两]+"
 _AR = "[0-9０-９]+"
@@ -32,6 +32,7 @@ _HEADING_PATTERNS: list[tuple[str, int, re.Pattern[str]]] = [
     ("circled", 24, re.compile(r"^[\u2460-\u2473\u2776-\u277f]")),
 ]
 _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+ARTICLE_RANK = 13
 LEAD_RANK = 90  # lead-sentence paragraphs are leaves under the current heading
 _LEAD_PREFIX = re.compile(r"^(?:——|—|-)?")
 _SENTENCE_END = "。！？!?"
@@ -162,7 +163,9 @@ def parse_clauses(doc: Document) -> list[Clause]:
     stack: list[tuple[int, _Node]] = [(-1, root)]
     current = root
     for p in paras:
-        if p.kind == "paragraph":
+        if p.kind == "paragraph" or (p.rank > ARTICLE_RANK and any(
+                n.para is not None and n.para.kind == "article" for _, n in stack)):
+            # an article (第X条) keeps its paragraphs and （一）… items: it is what a law cites
             current.body.append(p)
             continue
         while stack[-1][0] >= p.rank:
@@ -194,6 +197,8 @@ def _emit(doc: Document, root: _Node) -> list[Clause]:
                 first_child_start is None or body_paras[0].start < first_child_start
             ):
                 extra = body_paras[1:]
+            if node.para.kind == "article":
+                extra = []  # an article's paragraphs and items are the article's text, cited as one
         else:
             own_path = path
             extra = body_paras

@@ -32,12 +32,13 @@ def load_gold(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def rank_of(result, gold: list[str]) -> int | None:
-    """Return the 1-based rank of the first hit containing a gold string, or None."""
+def rank_of(result, gold: list[str], title: str = "") -> int | None:
+    """Return the 1-based rank of the first hit containing a gold string (from a document whose
+    title contains `title`, when given), or None."""
     golds = [nfkc(g) for g in gold]
     for hit in result.hits:
         text = nfkc(hit.clause.text)
-        if any(g in text for g in golds):
+        if any(g in text for g in golds) and nfkc(title) in nfkc(hit.doc.title):
             return hit.rank
     return None
 
@@ -47,7 +48,7 @@ def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) 
     ranks = []
     for q in questions:
         result = searcher.search(q["query"], replace(options, k=10))
-        ranks.append(rank_of(result, q["gold"]))
+        ranks.append(rank_of(result, q["gold"], q.get("title", "")))
     n = len(ranks) or 1
     return {
         "hit@1": sum(1 for r in ranks if r == 1) / n,

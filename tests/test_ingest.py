@@ -546,8 +546,10 @@ def test_markdown_copied_or_refused(tmp_path: Path) -> None:
     assert set(result.missing) == {"doc_no", "published", "status"}
     changed = ingest_file(path, {"status": "effective"})
     assert "status: effective" in changed.doc_text and "第一条　虚构示例。" in changed.body
-    for bad, message in (("no front matter\n", "no front matter"),
-                         ("---\nissuer: x\n---\nbody\n", "no 'title'"),
+    plain = tmp_path / "plain.md"  # Markdown without front matter is read as text, not refused
+    plain.write_text("虚构示例通知\n\n一、虚构示例内容，仅用于测试。\n", encoding="utf-8")
+    assert ingest_file(plain).meta["title"] == "虚构示例通知"
+    for bad, message in (("---\nissuer: x\n---\nbody\n", "no 'title'"),
                          ("---\ntitle: t\nlevel: city\n---\nbody\n", "level 'city'")):
         path.write_text(bad, encoding="utf-8")
         with pytest.raises(IngestError, match=message):

@@ -73,7 +73,11 @@ def test_articles_chapters_and_items_nest():
     ])
     clauses = parse_clauses(_doc(body))
     paths = [c.path for c in clauses]
-    assert ("第一章 总则", "第二条 本办法所称企业，是指", "（一）符合条件甲的企业") in paths
+    # an article keeps its items: 第二条 is cited whole, with （一） and （二）
+    second = next(c for c in clauses if c.heading.startswith("第二条"))
+    assert second.path == ("第一章 总则", "第二条 本办法所称企业，是指")
+    assert "（一）符合条件甲的企业；" in second.text and "（二）符合条件乙的企业。" in second.text
+    assert not any(p[-1].startswith("（一）") for p in paths)
     third = next(c for c in clauses if c.heading.startswith("第三条"))
     assert third.path[0] == "第二章 支持措施"
     assert "按照第二条规定" in third.text

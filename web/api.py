@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from kb.index import IndexMismatch, IndexMissing
 from kb.search import Filters, QueryError, SearchOptions, check_k
 from kb.service import result_to_json
+from kb.versions import changes_to_json, compare_versions
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -43,13 +46,27 @@ def filters_from_args(args) -> Filters:
     )
 
 
+def reference_date(args) -> date:
+    """Return the one date validity is judged on: the `as_of` argument, else KB_TODAY, else today."""
+    raw = str(args.get("as_of", "") or "").strip()
+    if raw:
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise QueryError(f"as_of must be a date written YYYY-MM-DD, not {raw[:20]!r}") from None
+    from web.eligibility import today
+
+    return today()
+
+
 def search_options_from_args(args) -> SearchOptions:
-    """Return search options from query parameters (k, mode, expand, filters); raises QueryError."""
+    """Return search options from query parameters (k, mode, expand, filters, as_of); raises QueryError."""
     mode = args.get("mode", "hybrid") or "hybrid"
     if mode not in ("hybrid", "lexical", "dense"):
         raise QueryError(f"mode must be hybrid, lexical or dense, not {mode[:20]!r}")
     return SearchOptions(k=check_k(args.get("k", "5") or "5"), mode=mode, filters=filters_from_args(args),
-                         expand=args.get("expand", "1") not in ("0", "false", "off", "no"))
+                         expand=args.get("expand", "1") not in ("0", "false", "off", "no"),
+                         as_of=reference_date(args))
 
 
 @bp.get("/search")
@@ -63,24 +80,58 @@ def search():
         return api_error(400, "bad_query", "k must be a whole number from 1 to 100")
     try:
         searcher = kb.searcher()  # one build for the whole request, even if a newer one is published meanwhile
-        result = searcher.search(q, search_options_from_args(request.args))
+        options = search_options_from_args(request.args)
+        result = searcher.search(q, options)
     except QueryError as exc:
         return api_error(400, "bad_query", str(exc))
     except (IndexMissing, IndexMismatch) as exc:
         return api_error(503, "index_unavailable", str(exc))
-    out = result_to_json(result, searcher.validity)
-    elig = eligibility_json(searcher, result)
+    out = result_to_json(result, lambda doc: searcher.validity(doc, options.as_of))
+    out["as_of"] = options.as_of.isoformat()
+    elig = eligibility_json(searcher, result, options.as_of)
     if elig:
         out["eligibility"] = elig
     return jsonify(out)
 
 
-def eligibility_json(searcher, result) -> dict | None:
-    """Return the grouped eligibility answer when the question is an enterprise asking what support it gets."""
+def eligibility_json(searcher, result, as_of: date) -> dict | None:
+    """Return the grouped eligibility answer when the question is an enterprise asking what support it gets;
+    validity is judged on the same `as_of` as the search results."""
     from kb.eligibility import search_eligibility_json
-    from web.eligibility import today
 
-    return search_eligibility_json(searcher, result.query, today(), result.understanding)
+    return search_eligibility_json(searcher, result.query, as_of, result.understanding)
+
+
+@bp.get("/doc/<doc_id>/changes")
+def changes(doc_id: str):
+    """JSON: what changed in this version against the previous one, article by article."""
+    kb = current_app.extensions["kb"]
+    try:
+        index = kb.index()
+    except (IndexMissing, IndexMismatch) as exc:
+        return api_error(503, "index_unavailable", str(exc))
+    pair = version_pair(index, doc_id, request.args.get("against", ""))
+    if isinstance(pair, str):
+        return api_error(404, "not_found", pair)
+    old, new = pair
+    return jsonify(changes_to_json(old, new, compare_versions(old, new)))
+
+
+def version_pair(index, doc_id: str, against: str = ""):
+    """Return (older, newer) documents to compare: `doc_id` against `against` or its previous version;
+    a message string when there is none."""
+    doc = index.document(doc_id) if len(doc_id) <= 200 else None
+    if doc is None:
+        return f"no document {doc_id[:100]!r}"
+    facts = index.versions.get(doc_id)
+    other_id = against or (facts.previous if facts else "")
+    if not other_id:
+        return f"{doc_id} has no earlier version in the knowledge base"
+    other = index.document(other_id) if len(other_id) <= 200 else None
+    if other is None:
+        return f"no document {other_id[:100]!r}"
+    older, newer = sorted((other, doc), key=lambda d: (d.get("published"), d.doc_id))
+    return older, newer
 
 
 @bp.errorhandler(HTTPException)

@@ -16,6 +16,8 @@ from kb.eligibility import (NUMBER_FIELDS, SIZES, TEXT_FIELDS, TIER_LADDER, Prof
                             form_query, match, parse_profile)
 from kb.index import IndexMismatch, IndexMissing
 from kb.query import NEEDS
+from kb.search import QueryError
+from web.api import reference_date
 
 bp = Blueprint("eligibility", __name__)
 
@@ -29,6 +31,8 @@ HINTS = {
     "rd_share_percent": "上年度研发费用占营业收入的比重，如 6.5。",
     "patents": "有效发明专利件数（实用新型、外观设计不计）。",
     "years_registered": "自注册成立起的年数。",
+    "taxable_income_wan_yuan": "上年度应纳税所得额，单位万元（小型微利企业条件用）。",
+    "assets_wan_yuan": "资产总额，单位万元（小型微利企业条件用）。",
 }
 
 
@@ -111,7 +115,11 @@ def _result(values):
                                **_form_context(values, errors, "请更正标出的项目后再提交。")), 400
     kb = current_app.extensions["kb"]
     try:
-        answer = match(kb.searcher(), profile, today())
+        answer = match(kb.searcher(), profile, reference_date(values))
+    except QueryError as exc:
+        errors["as_of"] = str(exc)
+        return render_template("eligibility/form.html", regions=_regions(),
+                               **_form_context(values, errors, "请更正标出的项目后再提交。")), 400
     except (IndexMissing, IndexMismatch) as exc:
         return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
     return render_template("eligibility/result.html", eligibility=answer_to_json(answer),
@@ -152,7 +160,9 @@ def api():
         return _api_error(400, exc.code, str(exc))
     kb = current_app.extensions["kb"]
     try:
-        answer = match(kb.searcher(), profile, today())
+        answer = match(kb.searcher(), profile, reference_date(request.args))
+    except QueryError as exc:
+        return _api_error(400, "bad_as_of", str(exc))
     except (IndexMissing, IndexMismatch) as exc:
         return _api_error(503, "index_unavailable", str(exc))
     return jsonify(answer_to_json(answer))

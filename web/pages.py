@@ -12,7 +12,8 @@ from kb.index import IndexMismatch, IndexMissing, KnowledgeIndex
 from kb.refs import ReferenceResolver, find_references
 from kb.search import QueryError
 from kb.types import Clause, Document
-from web.api import eligibility_json, filters_from_args, search_options_from_args
+from kb.versions import changes_to_json, compare_versions, title_key
+from web.api import eligibility_json, filters_from_args, reference_date, search_options_from_args, version_pair
 
 bp = Blueprint("pages", __name__)
 
@@ -24,7 +25,9 @@ STATUS_LABELS = {
     "repealed": "已废止",
     "interpretation": "政策解读",
 }
-EXTRA_META_LABELS = {"interprets": "解读对象", "source_note": "说明", "license": "版权", "doc_type": "类型"}
+EXTRA_META_LABELS = {"interprets": "解读对象", "source_note": "说明", "license": "版权", "doc_type": "类型",
+                     "history": "题注（制定与修改）", "valid_from_note": "施行日期依据"}
+_DERIVED_KEYS = ("repealed_by", "repealed_note", "superseded_from", "effective_note")  # shown in the versions box instead
 LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
 _DOC_ID_RE = re.compile(rf"^[a-z0-9][a-z0-9\-]{{0,{DOC_ID_MAX_CHARS - 1}}}$")
 
@@ -181,6 +184,7 @@ def search():
     error = None
     result = None
     eligibility = None
+    validity = None
     k = 5
     mode = request.args.get("mode", "hybrid")
     status = 200
@@ -189,13 +193,15 @@ def search():
         k = options.k
         searcher = _kb().searcher()  # one build for the whole request
         result = searcher.search(q, options)
-        eligibility = eligibility_json(searcher, result)
+        eligibility = eligibility_json(searcher, result, options.as_of)
+        validity = lambda doc: searcher.validity(doc, options.as_of)  # noqa: E731 - one date for the page
     except QueryError as exc:
         error, status = str(exc), 400
     except (IndexMissing, IndexMismatch) as exc:
         error, status = f"索引暂不可用：{exc}", 503
     return render_template("search.html", q=q, result=result, error=error, k=k, mode=mode,
-                           args=request.args, eligibility=eligibility), status
+                           args=request.args, eligibility=eligibility,
+                           **({"validity": validity} if validity else {})), status
 
 
 @bp.get("/doc/<doc_id>")
@@ -216,12 +222,47 @@ def document(doc_id: str):
     sections = [{"clause": c, "html": render_clause_markdown(c.text, resolve, doc_id),
                  "cite": citation_text(doc, c)} for c in clauses]
     outline = [c for c in clauses if c.heading]
-    successor = resolve(doc.get("superseded_by")) if doc.get("superseded_by") else None
+    try:
+        as_of = reference_date(request.args)
+    except QueryError as exc:
+        return render_template("error.html", title="日期有误", message=str(exc)), 400
+    meta = index.versions.effective_meta(doc, as_of)
+    facts = index.versions.get(doc_id)
+    successor = facts.superseded_by if facts and facts.superseded_by and meta.get("status") == "superseded" else None
+    successor = successor or (resolve(doc.get("superseded_by")) if doc.get("superseded_by") else None)
     successor = successor or (doc.get("superseded_by") if doc.get("superseded_by") in index.doc_row else None)
-    return render_template("doc.html", doc=doc, meta=doc.meta_dict(), sections=sections, outline=outline,
+    repeal = None
+    if facts and facts.repealed_by:
+        by = index.versions.get(facts.repealed_by)
+        repeal = {"doc_id": facts.repealed_by, "title": by.title if by else facts.repealed_by,
+                  "from": facts.repealed_from, "applies": meta.get("status") == "repealed"}
+    versions = [{"doc_id": f.doc_id, "title": f.title, "version": f.version, "valid_from": f.valid_from,
+                 "valid_until": index.versions.valid_until(f.doc_id), "previous": f.previous,
+                 "validity": searcher.validity(index.documents[index.doc_row[f.doc_id]], as_of),
+                 "current": f.doc_id == doc_id}
+                for f in index.versions.group(doc_id) if f.doc_id in index.doc_row]
+    return render_template("doc.html", doc=doc, meta={k: v for k, v in meta.items() if k not in _DERIVED_KEYS},
+                           sections=sections, outline=outline,
                            hl=request.args.get("hl", ""), level_labels=LEVEL_LABELS, successor=successor,
-                           extra_labels=EXTRA_META_LABELS,
-                           validity=searcher.validity(doc))
+                           extra_labels=EXTRA_META_LABELS, versions=versions, repeal=repeal, as_of=as_of,
+                           validity=searcher.validity(doc, as_of))
+
+
+@bp.get("/doc/<doc_id>/changes")
+def changes(doc_id: str):
+    """What changed in this version against the previous one (or ?against=<doc_id>), article by article."""
+    if not _DOC_ID_RE.match(doc_id):
+        abort(404)
+    try:
+        index = _kb().index()
+    except (IndexMissing, IndexMismatch) as exc:
+        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    pair = version_pair(index, doc_id, request.args.get("against", ""))
+    if isinstance(pair, str):
+        return render_template("error.html", title="没有可比较的版本", message=pair), 404
+    old, new = pair
+    report = changes_to_json(old, new, compare_versions(old, new))
+    return render_template("changes.html", report=report, old=old, new=new)
 
 
 _SORT_KEYS = {
@@ -250,9 +291,13 @@ def documents():
         sort = "published"
     descending = request.args.get("order", "desc" if sort == "published" else "asc") == "desc"
     docs.sort(key=_SORT_KEYS[sort], reverse=descending)
+    try:
+        as_of = reference_date(request.args)
+    except QueryError as exc:
+        return render_template("error.html", title="日期有误", message=str(exc)), 400
     return render_template("docs.html", docs=docs, sort=sort, descending=descending, args=request.args,
                            total=len(searcher.index.documents), level_labels=LEVEL_LABELS,
-                           validity=searcher.validity)
+                           validity=lambda doc: searcher.validity(doc, as_of), versions=searcher.index.versions)
 
 
 def missing_references(index: KnowledgeIndex) -> list[dict]:
@@ -282,7 +327,11 @@ def references():
         index = _kb().index()
     except (IndexMissing, IndexMismatch) as exc:
         return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
-    return render_template("references.html", missing=missing_references(index))
+    repealed = {title_key(r.title): r for r in index.versions.repeals if not r.target}
+    missing = [dict(m, repealed=repealed.get(title_key(m["title"]))) for m in missing_references(index)]
+    cited = {title_key(m["title"]) for m in missing}
+    uncited = [r for key, r in repealed.items() if key not in cited]
+    return render_template("references.html", missing=missing, repealed=uncited)
 
 
 @bp.app_errorhandler(404)

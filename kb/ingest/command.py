@@ -5,6 +5,7 @@ Registered by kb/cli.py with `cli.add_command(add)`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -64,6 +65,7 @@ def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, ov
             results.append(ingest_file(path, overrides))
         except IngestError as exc:
             errors.append(str(exc))
+    results = _separate_versions(results, corpus_dir)
     targets: dict[Path, Path] = {}
     for result in results:
         target = corpus_dir / f"{result.suggested_name}.md"
@@ -102,6 +104,43 @@ def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, ov
         click.echo("dry run: nothing was written")
     else:
         click.echo("Run `kb build` to update the index.")
+
+
+def _published_in(path: Path) -> str:
+    """Return the `published` value of an existing corpus file ("" when unreadable or absent)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return ""
+    m = re.search(r"^published:\s*(.+)$", head, re.M)
+    return m.group(1).strip() if m else ""
+
+
+def _separate_versions(results: list, corpus_dir: Path) -> list:
+    """Give a version its full-date name when another version of the same title takes its name.
+
+    Two versions of one law share the slug and sometimes the year; a file that is the
+    same version (same `published`) is left to the usual "already exists" check.
+    """
+    from dataclasses import replace
+
+    by_name: dict[str, list] = {}
+    for result in results:
+        by_name.setdefault(result.suggested_name, []).append(result)
+    out = []
+    for result in results:
+        name = result.suggested_name
+        target = corpus_dir / f"{name}.md"
+        published = result.meta.get("published", "")
+        clash = any(other is not result and other.meta.get("published", "") != published
+                    for other in by_name[name])
+        if target.is_file() and _published_in(target) not in ("", published):
+            clash = True
+        if clash and result.alternate_name:
+            result = replace(result, suggested_name=result.alternate_name)
+        out.append(result)
+    return out
 
 
 def _fail(messages: list[str], footer: str = "") -> None:

@@ -13,16 +13,18 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kb.corpus import CorpusError, decode_corpus_text, render_document, slugify
 from kb.ingest.base import Extraction, IngestError
+from kb.ingest.law import MAX_SLUG, law_slug, looks_like_law, parse_law
 from kb.ingest.meta import find_metadata, find_title, guess_level, normalize_doc_no, status_from_title, validate_meta
 from kb.ingest.normalize import normalize_body, normalize_line
 from kb.types import KNOWN_META_KEYS
 
 DEFAULT_MAX_BYTES = 50 * 2**20
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 OVERRIDE_KEYS = ("title", "issuer", "doc_no", "level", "region", "published", "valid_from", "valid_until",
                  "status", "doc_type", "source")
 # Fields looked for in every document; the ones still empty are reported as missing.
@@ -49,6 +51,7 @@ class IngestResult:
     missing: tuple[str, ...]
     warnings: tuple[str, ...]
     suggested_name: str
+    alternate_name: str = ""  # the name to use when another version already takes `suggested_name`
 
 
 def _readers() -> dict[str, Callable[[bytes, str], Extraction]]:
@@ -155,9 +158,13 @@ def _ingest(data: bytes, filename: str, name: str, source: Path,
     suffix = _check_suffix(filename, name)
     cleaned = clean_overrides(overrides, name)
     digest = hashlib.sha256(data).hexdigest()
-    if suffix == ".md":
+    if suffix == ".md" and _has_front_matter(data):
         return _ingest_markdown(data, filename, name, source, cleaned)
-    extraction = _readers()[suffix](data, name)
+    reader = _readers()[".txt" if suffix == ".md" else suffix]  # Markdown without front matter is text
+    extraction = reader(data, name)
+    raw_lines = extraction.body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if looks_like_law(raw_lines, normalize_line(extraction.title, halfwidth=False)):
+        return _ingest_law(raw_lines, extraction, filename, name, source, cleaned, digest)
     body, removed = normalize_body(extraction.body)
     warnings = list(extraction.warnings)
     if removed:
@@ -208,6 +215,40 @@ def _ingest(data: bytes, filename: str, name: str, source: Path,
     if problems:  # extracted values are built valid; this guards the code, not the user
         raise AssertionError(f"{name}: extracted metadata invalid: {problems}")
     return _result(source, meta, body, warnings)
+
+
+def _has_front_matter(data: bytes) -> bool:
+    """True when a Markdown file starts with a '---' front-matter line (a corpus document)."""
+    head = data.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:8]
+    return head.startswith(b"---")
+
+
+def _ingest_law(lines: list[str], extraction: Extraction, filename: str, name: str, source: Path,
+                cleaned: dict[str, str], digest: str) -> IngestResult:
+    """Convert a law or regulation in its published form (see kb/ingest/law.py)."""
+    law = parse_law(lines, filename, normalize_line(extraction.title, halfwidth=False))
+    title = cleaned.get("title") or law.title
+    if not title:
+        raise IngestError(f"{name}: no title found before the first article; give one with --title")
+    body, removed = _CONTROL_CHARS.subn("", law.body)
+    if not body.strip():
+        raise IngestError(f"{name}: no text found besides the title")
+    warnings = list(extraction.warnings) + list(law.notes)
+    if removed:
+        warnings.append(f"removed {removed} stray control character(s)")
+    meta = {**law.meta, **cleaned, "title": title}
+    if cleaned.get("valid_from"):
+        meta.pop("valid_from_note", None)
+    meta["source_file"] = filename
+    meta["source_sha256"] = digest
+    problems = validate_meta(meta)
+    if problems:
+        raise IngestError(f"{name}: {'; '.join(problems)}")
+    version = meta.get("published", "")
+    result = _result(source, meta, body, warnings, name=law_slug(title, version))
+    if len(version) == 10:
+        result = replace(result, alternate_name=law_slug(title, "")[:MAX_SLUG] + "-" + version)
+    return result
 
 
 def _doc_no_in_title(title: str) -> str:
