@@ -94,11 +94,14 @@ class Segmenter:
             out.append(tok)
         return out
 
+    def precise_words(self, text: str) -> list[str]:
+        """Return precise-mode jieba words of normalised text, stop words kept, punctuation removed."""
+        return [w for w in (t.strip() for t in self._get().lcut(normalize(text), HMM=True)) if w and _CJK_OR_ALNUM.search(w)]
+
     def content_words(self, text: str) -> list[str]:
         """Return precise-mode words of two or more characters, without stop words (what a question is about)."""
         stops = stop_words()
-        return [w for w in (t.strip() for t in self._get().lcut(normalize(text), HMM=True))
-                if len(w) >= 2 and w not in stops and _CJK_OR_ALNUM.search(w)]
+        return [w for w in self.precise_words(text) if len(w) >= 2 and w not in stops]
 
 
 def bigrams(text: str) -> list[str]:
