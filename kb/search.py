@@ -112,6 +112,9 @@ class Searcher:
         self.dense = DenseChannel(index, encoder)
         self.encoder = self.dense.encoder
         self.docs = DocumentStage(index.documents)
+        # words of the titles in this index count as policy words too (a corpus the bundled inventory does not cover)
+        self.policy_words = self.analyser.vocab.policy_words | frozenset(
+            w for d in index.documents for w in segmenter.content_words(d.title))
         self._validity: tuple[date, list[Validity]] | None = None
 
     def validity(self, doc) -> Validity:
@@ -167,12 +170,13 @@ class Searcher:
                 known = [x for x in (self.words.idf(v) for v in variants) if x is not None]
                 idf = max(known) if known else oov_idf
             idf = max(idf, 1.0)  # words in every chunk (a one-document corpus's title) still count
+            topical = c.word in self.policy_words
             if self.words.known(c.word):
-                terms.append(floor.CoverageTerm(c.word, idf, variants, known=True))
+                terms.append(floor.CoverageTerm(c.word, idf, variants, known=True, topical=topical))
             else:  # an unknown compound counts when all its known parts are there, or an expansion is
                 parts = tuple(p for p in c.parts if len(p) >= 2 and self.words.known(p))
                 known = bool(parts) or any(self.words.known(v) for v in c.expansions)
-                terms.append(floor.CoverageTerm(c.word, idf, c.expansions, parts, known=known))
+                terms.append(floor.CoverageTerm(c.word, idf, c.expansions, parts, known=known, topical=topical))
         return terms
 
     def coverage(self, q: AnalysedQuestion, chunk_row: int) -> float:
@@ -233,7 +237,7 @@ class Searcher:
                 verdict = floor.Verdict(floor.HIGH if float(dense[top]) >= t.min_dense else floor.LOW, best_coverage, 1.0)
             else:
                 verdict = floor.judge(cover_terms, best_coverage, float(dense[top]) if top >= 0 else 0.0,
-                                      min_coverage=t.min_coverage, refuse_coverage=t.refuse_coverage,
+                                      min_coverage=t.min_coverage, offtopic_coverage=t.offtopic_coverage,
                                       min_dense=t.min_dense, exact=bool(exact))
             if verdict.confidence == floor.NONE:
                 return SearchResult(query, (), terms, q, verdict.message, floor.NONE, verdict.coverage)

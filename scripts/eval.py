@@ -246,7 +246,7 @@ ABLATIONS = [
     ("- jieba word channel", {}, {"word_weight": 0.0, "bigram_weight": 1.0}),
     ("- document priors (year, type, level)", {}, {"year_boost": 0.0, "named_boost": 0.0, "level_boost": 0.0}),
     ("- dense channel", {}, {"dense_weight": 0.0}),
-    ("- score floor (never refuse)", {}, {"refuse_coverage": 0.0}),
+    ("- off-topic floor (never refuse)", {}, {"offtopic_coverage": 0.0}),
 ]
 
 

@@ -18,7 +18,7 @@ from kb.lookup import ClauseQuery, parse_clause_query
 from kb.query import LEVEL_CUES, Expansion, Understanding, understand
 from kb.retrieval.fusion import DEFAULT_TUNING, Tuning
 from kb.retrieval.vocabulary import Vocabulary, vocabulary
-from kb.segment import Segmenter, bigrams, normalize, stop_words
+from kb.segment import Segmenter, bigrams, is_word, normalize, stop_words
 
 CONTENT, FRAME, STOP, CUE = "content", "frame", "stop", "cue"
 _TITLE_BRACKETS = re.compile(r"《[^《》]*》")
@@ -57,7 +57,7 @@ class AnalysedQuestion(Understanding):
 
     @property
     def frames(self) -> tuple[str, ...]:
-        """The frame words found."""
+        """The frame words found (question patterns and content-free words the bridge lists)."""
         return tuple(w.text for w in self.words if w.role == FRAME)
 
     @property
@@ -102,30 +102,37 @@ class Analyser:
         u = understand(query, doc_types=doc_types, regions=regions, expand=expand and tuning.expansion_weight > 0,
                        expansion_weight=tuning.expansion_weight)
         norm = normalize(query)
-        frame_spans = self.vocab.frame_spans(norm) if tuning.use_frames else []
-        content_text = norm
-        for a, b, _ in frame_spans:
-            content_text = content_text[:a] + " " * (b - a) + content_text[b:]
-        # one space per frame, so a frame between two words does not glue them into a bigram
+        tokens = self.segmenter.cut(norm)
+        frames = self.vocab.find_frames(tokens) if tuning.use_frames else []
+        frame_at = {i: m for m in frames for i in range(m.start, m.end)}
+        # frames become spaces, so a frame between two words does not glue them into a bigram
+        content_text = "".join(" " if i in frame_at else tok for i, tok in enumerate(tokens))
         stops = stop_words()
         cues = {c for c in _LEVEL_CUE_WORDS if c in norm}
-        words: list[Word] = [Word(f, FRAME) for _, _, f in frame_spans]
+        words: list[Word] = []
         content_words: list[str] = []
-        for w in self.segmenter.precise_words(content_text):
-            if w in cues:
-                words.append(Word(w, CUE))
-            elif len(w) < 2 or w in stops:
-                words.append(Word(w, STOP))
+        for i, tok in enumerate(tokens):
+            tok = tok.strip()
+            if i in frame_at:
+                m = frame_at[i]
+                if i == m.start:
+                    words.append(Word(m.text, FRAME if self.vocab.frames.get(m.text) == "frame" else STOP))
+            elif not tok or not is_word(tok):
+                continue
+            elif tok in cues:
+                words.append(Word(tok, CUE))
+            elif len(tok) < 2 or tok in stops:
+                words.append(Word(tok, STOP))
             else:
-                words.append(Word(w, CONTENT))
-                content_words.append(w)
+                words.append(Word(tok, CONTENT))
+                content_words.append(tok)
         content_words = list(dict.fromkeys(content_words))
         user_words = tuple(self.segmenter.words(content_text))
 
         expansions: list[Expansion] = list(u.expansions)
         if expand and tuning.bridge_weight > 0 and self.vocab:
             seen = {e.term: i for i, e in enumerate(expansions)}
-            for p in self.vocab.expansions(norm, skip=[(a, b) for a, b, _ in frame_spans]):
+            for p in self.vocab.find_forms(tokens, norm, set(frame_at)):
                 weight = round(tuning.bridge_weight * p.weight, 4)
                 if p.term in seen:
                     i = seen[p.term]
@@ -138,9 +145,12 @@ class Analyser:
         word_query: dict[str, float] = {w: 1.0 for w in user_words}
         bigram_query: dict[str, float] = {b: 1.0 for b in bigrams(content_text)}
         for e in expansions:
-            for w in self._words_of(e.term):
-                if word_query.get(w, 0.0) < e.weight:
-                    word_query[w] = e.weight
+            toks = self._words_of(e.term)
+            for w in toks:
+                # a part of another word of the same term (科学 of 科学技术) says less than the term: half weight
+                weight = e.weight * (0.5 if any(w != x and w in x for x in toks) else 1.0)
+                if word_query.get(w, 0.0) < weight:
+                    word_query[w] = weight
             for b in bigrams(e.term):
                 if bigram_query.get(b, 0.0) < e.weight:
                     bigram_query[b] = e.weight

@@ -3,7 +3,8 @@
 Pure functions over the question's coverage terms and a `has(token)` test, so they are
 tested without an index. A question with words the knowledge base knows always gets its
 best clauses; a weak match is answered with confidence "low"; only a question with
-nothing the corpus knows (or a match too slight to mean anything) is refused ("none").
+nothing the corpus knows, or only everyday words that happen to occur in it and match
+little, is refused ("none").
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ class CoverageTerm:
     `parts`: for a word the corpus never uses, its known parts of two or more characters
     (all found counts too);
     `idf`: its weight in the question (rarer words weigh more); `known`: the corpus has
-    the word or one of its variants.
+    the word or one of its variants; `topical`: it is a word of the policies themselves (the
+    term inventory, the bridge, the thesaurus, a document title), not just a word that
+    occurs somewhere in them.
     """
 
     word: str
@@ -30,6 +33,7 @@ class CoverageTerm:
     variants: tuple[str, ...]
     parts: tuple[str, ...] = ()
     known: bool = True
+    topical: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,20 +65,24 @@ def known_share(terms: Sequence[CoverageTerm]) -> float:
 
 
 def judge(terms: Sequence[CoverageTerm], best_coverage: float, top_dense: float, *, min_coverage: float,
-          refuse_coverage: float, min_dense: float, exact: bool = False) -> Verdict:
+          offtopic_coverage: float, min_dense: float, exact: bool = False) -> Verdict:
     """Return the verdict on an answer whose best clause covers `best_coverage` of the terms.
 
-    Refused only when the question has no content word the corpus knows, or the best clause
-    covers less than `refuse_coverage` and the dense channel is unsure too. An exact match
-    (clause number, heading, quoted phrase) is always sure.
+    A question with a topical word is always answered (confidence low when the best clause
+    covers less than `min_coverage` and the dense channel is unsure). A question without one
+    is refused unless its best clause covers at least `offtopic_coverage` of it or the dense
+    channel is sure; a question with no word the corpus knows at all is refused. An exact
+    match (clause number, heading, quoted phrase) is always sure.
     """
     share = known_share(terms)
     if exact:
         return Verdict(HIGH, best_coverage, share)
     if not terms or share <= 0:
         return Verdict(NONE, 0.0, share, "nothing relevant found: the question has no word this knowledge base uses")
-    if best_coverage < refuse_coverage and top_dense < min_dense:
-        return Verdict(NONE, best_coverage, share, "nothing relevant found")
+    topical = any(t.topical for t in terms)
+    if not topical and best_coverage < offtopic_coverage and top_dense < min_dense:
+        return Verdict(NONE, best_coverage, share,
+                       "nothing relevant found: the question uses none of the policies' own words")
     if best_coverage < min_coverage and top_dense < min_dense:
         return Verdict(LOW, best_coverage, share,
                        "weak match: the best clauses share only some of the question's words; check they answer it")
