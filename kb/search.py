@@ -214,7 +214,7 @@ class Searcher:
             dense = self.dense.similarities(query, t.dense_candidates)
         score = combine(lex, dense, options.mode, t)
         if options.mode != "dense":
-            score = score * self.docs.prior(q, t)[self.index.chunk_doc]
+            score = score * self.docs.prior(q, t, self.words, self.index.chunk_doc)[self.index.chunk_doc]
         mask = self.doc_mask(options.filters)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)

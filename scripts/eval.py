@@ -238,14 +238,16 @@ ABLATIONS = [
     ("shipped hybrid", {}, {}),
     ("- bridge query expansion", {}, {"bridge_weight": 0.0}),
     ("- index-side expansion", {}, {"index_bridge_weight": 0.0}),
-    ("- document channel", {}, {"doc_channel_weight": 0.0}),
+    ("- document channel (titles)", {}, {"doc_channel_weight": 0.0}),
+    ("+ document coverage prior (0.5)", {}, {"doc_coverage_weight": 0.5}),
     ("- frame words", {}, {"use_frames": False}),
-    ("- old thesaurus", {}, {"thesaurus_weight": 0.0}),
+    ("- old thesaurus", {}, {"expansion_weight": 0.0}),
     ("- all expansions (--no-expand)", {"expand": False}, {}),
     ("- bigram channel", {}, {"bigram_weight": 0.0, "word_weight": 1.0}),
     ("- jieba word channel", {}, {"word_weight": 0.0, "bigram_weight": 1.0}),
     ("- document priors (year, type, level)", {}, {"year_boost": 0.0, "named_boost": 0.0, "level_boost": 0.0}),
     ("- dense channel", {}, {"dense_weight": 0.0}),
+    ("+ dense on every question (no lexically-sure skip)", {}, {"sure_coverage": 1.01}),
     ("- off-topic floor (never refuse)", {}, {"offtopic_coverage": 0.0}),
 ]
 
@@ -280,6 +282,7 @@ def sweep(searcher: Searcher, parts: list[tuple[str, list[dict]]]) -> int:
         "dense_weight": [0.4, 0.8],
         "bridge_weight": [0.3, 0.5, 0.7],
         "doc_channel_weight": [0.0, 0.3, 0.6],
+        "doc_coverage_weight": [0.0, 0.5, 1.0],
     }
     known = {f.name for f in fields(SearchOptions().tuning)}
     grid = {k: v for k, v in grid.items() if k in known}

@@ -113,11 +113,37 @@ class DocumentStage:
                 out[idx] = np.maximum(out[idx], weight)
         return out
 
-    def prior(self, q, t: Tuning) -> np.ndarray:
+    def coverage_scores(self, q, channel, chunk_doc: np.ndarray) -> np.ndarray:
+        """Return per document the document-level idf share of the question's content words it contains.
+
+        A word counts for a document when one of its chunks has the word, a search-mode part
+        or an expansion of it; words in few documents weigh more, so the laws a question's
+        rare words concentrate in (验收 + 付款 -> the payment regulation) come first.
+        """
+        n = len(self.documents)
+        out = np.zeros(n, dtype=np.float32)
+        total = 0.0
+        for c in q.content:
+            has = np.zeros(n, dtype=bool)
+            for v in (c.word,) + c.parts + c.expansions:
+                rows = channel.rows_with(v)
+                if rows.size:
+                    has[chunk_doc[rows]] = True
+            df = int(has.sum())
+            if not df:
+                continue
+            idf = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+            total += idf
+            out[has] += idf
+        return out / total if total > 0 else out
+
+    def prior(self, q, t: Tuning, channel=None, chunk_doc: np.ndarray | None = None) -> np.ndarray:
         """Return a multiplicative prior per document from what the question names and is about."""
         prior = np.ones(len(self.documents), dtype=np.float32)
         if t.doc_channel_weight > 0 and q.content:
             prior *= 1 + t.doc_channel_weight * self.subject_scores(q, t)
+        if t.doc_coverage_weight > 0 and q.content and channel is not None and len(self.documents) > 1:
+            prior *= 1 + t.doc_coverage_weight * self.coverage_scores(q, channel, chunk_doc) ** 2
         if not (q.years or q.titles or q.levels or q.regions):
             return prior
         titles = [normalize(x) for x in q.titles]

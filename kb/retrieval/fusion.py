@@ -23,6 +23,7 @@ class Tuning:
     index_bridge_weight: float = 0.3  # the clause's everyday forms (index side), a channel of its own
     doc_channel_weight: float = 0.5  # documents whose title names the question's subject
     doc_channel_max_docs: int = 4  # ... when only this many titles name it
+    doc_coverage_weight: float = 0.0  # documents holding all the question's rarer words (squared idf share); off: no gain on dev or dev-laws
     use_frames: bool = True  # question frames (有没有, 怎么办 …) are left out of matching and coverage
     year_boost: float = 0.35
     named_boost: float = 1.0  # a document the question names (type + year, or 《title》)
