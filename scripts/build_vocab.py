@@ -40,7 +40,12 @@ _DRAFTING = frozenset(
     "本法 本条 本章 本节 本款 前款 前项 前两款 前三款 之日起 除外 以下 以上 下列 上述 本办法 本条例 本细则 "
     "本计划 第一款 第二款 第三款 第四款 适用 情形 情形之一 有关规定 国家有关 依照本法 违反本法".split())
 _CLAUSE_NO = re.compile(r"^第?[一二三四五六七八九十百零〇两0-9]+[条章节款编项]?$")
-_AMOUNT = re.compile(r"^[一二三四五六七八九十百千万亿零〇两0-9]+[元倍日年月个项件名]")
+_AMOUNT = re.compile(r"[一二三四五六七八九十百千万亿零〇两0-9]+[元倍日年月个项件名]")
+# Statute drafting that opens or closes a clause, not a term: who acts (国家鼓励, 会同国务院,
+# 部门依法), how (依法给予), and when (日起施行, …所得额时).
+_CLAUSE_EDGE_FIRST = frozenset("日起 之日 国家 国务院 部门 人民政府 会同 依法 经 报 除 进行 给予 制定 符合 适用 "
+                               "违反 提出 通知 申请人 税务机关 来源于 要求 需要 可能".split())
+_CLAUSE_EDGE_LAST = frozenset("时 及其 另 依法 负责 进行 处理 办理 规定 制定 设立 确定 提交 提供 作出".split())
 
 
 @dataclass
@@ -157,7 +162,7 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
     for key, s in stats.items():
         phrase = key.startswith("\u0001")
         term = key[1:] if phrase else key
-        if (not _CJK_WORD.match(term) or _CLAUSE_NO.match(term) or _AMOUNT.match(term)
+        if (not _CJK_WORD.match(term) or _CLAUSE_NO.match(term) or (not phrase and _AMOUNT.match(term))
                 or term in _DRAFTING):
             continue
         freq = sum(s.freq[f] for f in TARGET_FAMILIES)
@@ -176,6 +181,9 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
                    if len(c) >= 2 and c not in stops and c not in _GLUE):
                 continue
             if any(p in term for p in _DRAFTING if len(p) >= 3) or _CLAUSE_NO.match(term[:4]):
+                continue
+            if _AMOUNT.search(term) or any(term.startswith(w) for w in _CLAUSE_EDGE_FIRST) \
+                    or any(term.endswith(w) for w in _CLAUSE_EDGE_LAST):
                 continue
         rate_t = (freq + 0.5) / target_size
         rate_b = (s.freq["report"] + 0.5) / bg_size
@@ -440,6 +448,23 @@ GENERIC = frozenset(
     "说明 表明 报告 反映 改变 转移 实践 赋予 予以 加之 人家 本人 交给 付出 给出 认可".split())
 
 
+# Cilin pairs that pass every filter above but were read and rejected: the everyday word means
+# something else than the term does in a statute (sense), or the two are distinct legal concepts.
+CILIN_REJECTED = {
+    ("人体", "肌体"): "sense", ("原始", "天然"): "sense", ("微型", "袖珍"): "sense", ("植物", "植被"): "sense",
+    ("色彩", "情调"): "sense", ("资质", "天资"): "sense", ("收入", "进项"): "sense (进项 is input VAT)",
+    ("存活", "幸存"): "sense", ("离休", "离退休"): "sense", ("当年", "当初"): "sense (当年 = the same year)",
+    ("当年", "当时"): "sense (当年 = the same year)", ("当年", "那会儿"): "sense (当年 = the same year)",
+    ("当年", "那时"): "sense (当年 = the same year)", ("国家", "国度"): "sense", ("决定", "决心"): "sense",
+    ("公开", "公然"): "sense", ("大型", "巨型"): "sense", ("从属", "依附"): "sense", ("目录", "索引"): "sense",
+    ("说明", "印证"): "sense", ("非法", "私自"): "sense", ("致使", "以致"): "function word",
+    ("致使", "引致"): "function word", ("违法", "犯罪"): "distinct legal concepts",
+    ("纳税", "收税"): "opposite party (the tax office collects)", ("裁定", "宣判"): "distinct legal concepts",
+    ("裁决", "宣判"): "distinct legal concepts", ("裁决", "裁断"): "distinct legal concepts",
+    ("处分", "惩罚"): "distinct legal concepts",
+}
+
+
 def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_cos=0.6, max_class=20,
                min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
     """Same-class ('=') Cilin synonyms X of inventory terms T, kept when X is an everyday word (in
@@ -456,7 +481,9 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
                 if x == t.term or len(x) < 2:
                     continue
                 reason = ""
-                if len(group) > max_class:
+                if (t.term, x) in CILIN_REJECTED:
+                    reason = "read and rejected: " + CILIN_REJECTED[(t.term, x)].split(" ")[0]
+                elif len(group) > max_class:
                     reason = "class too large"
                 elif len(x) >= 4:
                     reason = "idiom or phrase"
