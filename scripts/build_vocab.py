@@ -40,7 +40,12 @@ _DRAFTING = frozenset(
     "本法 本条 本章 本节 本款 前款 前项 前两款 前三款 之日起 除外 以下 以上 下列 上述 本办法 本条例 本细则 "
     "本计划 第一款 第二款 第三款 第四款 适用 情形 情形之一 有关规定 国家有关 依照本法 违反本法".split())
 _CLAUSE_NO = re.compile(r"^第?[一二三四五六七八九十百零〇两0-9]+[条章节款编项]?$")
-_AMOUNT = re.compile(r"^[一二三四五六七八九十百千万亿零〇两0-9]+[元倍日年月个项件名]")
+_AMOUNT = re.compile(r"[一二三四五六七八九十百千万亿零〇两0-9]+[元倍日年月个项件名]")
+# Statute drafting that opens or closes a clause, not a term: who acts (国家鼓励, 会同国务院,
+# 部门依法), how (依法给予), and when (日起施行, …所得额时).
+_CLAUSE_EDGE_FIRST = frozenset("日起 之日 国家 国务院 部门 人民政府 会同 依法 经 报 除 进行 给予 制定 符合 适用 "
+                               "违反 提出 通知 申请人 税务机关 来源于 要求 需要 可能".split())
+_CLAUSE_EDGE_LAST = frozenset("时 及其 另 依法 负责 进行 处理 办理 规定 制定 设立 确定 提交 提供 作出".split())
 
 
 @dataclass
@@ -138,7 +143,13 @@ class Term:
     families: str
 
 
-def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str]) -> list[Term]:
+# jieba part-of-speech tags of function words (conjunction, preposition, adverb, pronoun, particle,
+# numeral, classifier, locative, interjection): a word tagged so in jieba's general dictionary is no term.
+_FUNCTION_POS = frozenset("c p d r u uj ul uz ug uv ud y e o m mq q f".split())
+
+
+def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str],
+                 pos: dict[str, str]) -> list[Term]:
     """Keep the terms characteristic of the laws and plans (frequent there, rarer in the reports)."""
     size = Counter()
     n_docs = Counter()
@@ -151,12 +162,14 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
     for key, s in stats.items():
         phrase = key.startswith("\u0001")
         term = key[1:] if phrase else key
-        if (not _CJK_WORD.match(term) or _CLAUSE_NO.match(term) or _AMOUNT.match(term)
+        if (not _CJK_WORD.match(term) or _CLAUSE_NO.match(term) or (not phrase and _AMOUNT.match(term))
                 or term in _DRAFTING):
             continue
         freq = sum(s.freq[f] for f in TARGET_FAMILIES)
         tdocs = set().union(*(s.docs[f] for f in TARGET_FAMILIES))
         domain = term in domain_words
+        if not phrase and pos.get(term) in _FUNCTION_POS:
+            continue
         if freq < 2 or (freq < 3 and not (phrase or domain)):
             continue
         if phrase:
@@ -168,6 +181,9 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
                    if len(c) >= 2 and c not in stops and c not in _GLUE):
                 continue
             if any(p in term for p in _DRAFTING if len(p) >= 3) or _CLAUSE_NO.match(term[:4]):
+                continue
+            if _AMOUNT.search(term) or any(term.startswith(w) for w in _CLAUSE_EDGE_FIRST) \
+                    or any(term.endswith(w) for w in _CLAUSE_EDGE_LAST):
                 continue
         rate_t = (freq + 0.5) / target_size
         rate_b = (s.freq["report"] + 0.5) / bg_size
@@ -224,6 +240,18 @@ def terms_tsv(terms: list[Term]) -> str:
 
 
 # ---------------------------------------------------------------- general lexical resources
+
+def _jieba_dict_lines() -> list[list[str]]:
+    import jieba
+
+    path = Path(jieba.__file__).parent / "dict.txt"
+    return [ln.split() for ln in path.read_text(encoding="utf-8").splitlines()]
+
+
+def jieba_pos() -> dict[str, str]:
+    """Return jieba's general dictionary {word: part-of-speech tag}."""
+    return {p[0]: p[2] for p in _jieba_dict_lines() if len(p) >= 3}
+
 
 def jieba_dictionary(tok) -> dict[str, int]:
     """Return jieba's general dictionary {word: frequency} (the one the tokenizer was built from)."""
@@ -420,6 +448,23 @@ GENERIC = frozenset(
     "说明 表明 报告 反映 改变 转移 实践 赋予 予以 加之 人家 本人 交给 付出 给出 认可".split())
 
 
+# Cilin pairs that pass every filter above but were read and rejected: the everyday word means
+# something else than the term does in a statute (sense), or the two are distinct legal concepts.
+CILIN_REJECTED = {
+    ("人体", "肌体"): "sense", ("原始", "天然"): "sense", ("微型", "袖珍"): "sense", ("植物", "植被"): "sense",
+    ("色彩", "情调"): "sense", ("资质", "天资"): "sense", ("收入", "进项"): "sense (进项 is input VAT)",
+    ("存活", "幸存"): "sense", ("离休", "离退休"): "sense", ("当年", "当初"): "sense (当年 = the same year)",
+    ("当年", "当时"): "sense (当年 = the same year)", ("当年", "那会儿"): "sense (当年 = the same year)",
+    ("当年", "那时"): "sense (当年 = the same year)", ("国家", "国度"): "sense", ("决定", "决心"): "sense",
+    ("公开", "公然"): "sense", ("大型", "巨型"): "sense", ("从属", "依附"): "sense", ("目录", "索引"): "sense",
+    ("说明", "印证"): "sense", ("非法", "私自"): "sense", ("致使", "以致"): "function word",
+    ("致使", "引致"): "function word", ("违法", "犯罪"): "distinct legal concepts",
+    ("纳税", "收税"): "opposite party (the tax office collects)", ("裁定", "宣判"): "distinct legal concepts",
+    ("裁决", "宣判"): "distinct legal concepts", ("裁决", "裁断"): "distinct legal concepts",
+    ("处分", "惩罚"): "distinct legal concepts",
+}
+
+
 def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_cos=0.6, max_class=20,
                min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
     """Same-class ('=') Cilin synonyms X of inventory terms T, kept when X is an everyday word (in
@@ -436,7 +481,9 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
                 if x == t.term or len(x) < 2:
                     continue
                 reason = ""
-                if len(group) > max_class:
+                if (t.term, x) in CILIN_REJECTED:
+                    reason = "read and rejected: " + CILIN_REJECTED[(t.term, x)].split(" ")[0]
+                elif len(group) > max_class:
                     reason = "class too large"
                 elif len(x) >= 4:
                     reason = "idiom or phrase"
@@ -481,7 +528,7 @@ def read_manual(path: Path) -> list[Row]:
 
 
 def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], list[tuple]]:
-    """One row per (everyday form, term), the strongest source first; drop rows whose term is not in the
+    """One row per (everyday form, term), the highest weight (then the surest source) kept; drop rows whose term is not in the
     texts, self-maps and frame words. Returns rows sorted and the drops with reasons."""
     order = {"inventory-manual": 0, "rule": 1, "rule+lexicon": 2, "cilin": 3}
     best: dict = {}
@@ -498,7 +545,7 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
             continue
         key = (r.everyday_form, r.term)
         old = best.get(key)
-        if old is None or (order[r.provenance], -r.weight) < (order[old.provenance], -old.weight):
+        if old is None or (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]):
             if old is not None and not r.need:
                 r = Row(r.everyday_form, r.term, r.weight, r.kind, r.provenance, old.need)
             best[key] = r
@@ -551,7 +598,7 @@ def main(argv=None) -> int:
         print("error: no law texts found; pass --laws DIR", file=sys.stderr)
         return 2
     stats = mine_terms(docs, tok, stop_words())
-    terms = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words())
+    terms = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words(), jieba_pos())
     out_dir = Path(args.out_dir)
     write_atomic(out_dir / "terms.tsv", terms_tsv(terms))
     fam = Counter(f for f, _n, _t in docs)
