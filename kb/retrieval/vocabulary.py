@@ -59,10 +59,11 @@ class Vocabulary:
         self.by_form = {f: tuple(sorted(ps, key=lambda p: -p.weight)) for f, ps in by_form.items()}
         self._long_forms = tuple(sorted((f for f in by_form if len(f) >= INSIDE_MIN), key=len, reverse=True))
         self._by_term = {t: tuple(sorted(f.items())) for t, f in by_term.items()}
-        # the words this knowledge base is about: the term inventory, the bridge's terms and its
-        # surer everyday forms (not raw Cilin neighbours), given by the caller
+        # the words this knowledge base is about: the term inventory (given by the caller), the
+        # bridge's terms and their abbreviations (民企, 高企); not colloquial forms (医院 -> 事业单位)
+        # or Cilin neighbours, which are everyday words by design
         self.policy_words = frozenset(normalize(t) for t in terms) | frozenset(by_term) | frozenset(
-            p.form for p in pairs if p.weight >= INDEX_FORM_MIN_WEIGHT)
+            normalize(p.form) for p in pairs if p.provenance.startswith("abbrev"))
         digest = hashlib.sha1()
         for p in self.pairs:
             digest.update(f"{p.form}\t{p.term}\t{p.weight}\n".encode("utf-8"))
