@@ -20,7 +20,7 @@ class Tuning:
     bigram_weight: float = 0.4
     expansion_weight: float = 0.4  # the bundled thesaurus (kb/data/thesaurus.tsv), below the user's words
     bridge_weight: float = 0.5  # times the bridge's own weight: everyday word -> corpus term (query side)
-    index_bridge_weight: float = 0.3  # the clause's everyday forms (index side), a channel of its own
+    index_bridge_weight: float = 0.1  # the clause's everyday forms (index side), a channel of its own (0.2+ costs dev MRR)
     doc_channel_weight: float = 0.5  # documents whose title names the question's subject
     doc_channel_max_docs: int = 4  # ... when only this many titles name it
     doc_coverage_weight: float = 0.0  # documents holding all the question's rarer words (squared idf share); off: no gain on dev or dev-laws
