@@ -159,9 +159,12 @@ class Searcher:
         top = float(scores.max()) if scores.size else 0.0
         return scores / top if top > 0 else scores
 
-    def coverage_terms(self, q: AnalysedQuestion) -> list[floor.CoverageTerm]:
+    def coverage_terms(self, q: AnalysedQuestion, t: Tuning = DEFAULT_TUNING) -> list[floor.CoverageTerm]:
         """Return the question's content words as coverage terms, weighed by their idf in this index."""
         terms = []
+        # a word in at least this many chunks is what the corpus is about (农业 in the reports), not a
+        # word it happens to use once (葡萄, 上海): topical even where the bundled inventory does not know it
+        common_df = max(2.0, t.topical_share * self.words.n_rows)
         oov_idf = 0.6 * self.words.unknown_idf()  # a word the corpus never uses: weaker evidence (everyday phrasing)
         for c in q.content:
             variants = tuple(dict.fromkeys((c.word,) + c.parts + c.expansions))
@@ -170,7 +173,7 @@ class Searcher:
                 known = [x for x in (self.words.idf(v) for v in variants) if x is not None]
                 idf = max(known) if known else oov_idf
             idf = max(idf, 1.0)  # words in every chunk (a one-document corpus's title) still count
-            topical = c.word in self.policy_words
+            topical = c.word in self.policy_words or self.words.df(c.word) >= common_df
             if self.words.known(c.word):
                 terms.append(floor.CoverageTerm(c.word, idf, variants, known=True, topical=topical))
             else:  # an unknown compound counts when all its known parts are there, or an expansion is
@@ -206,7 +209,7 @@ class Searcher:
                                 floor.NONE)
 
         lex = self.lexical_scores(q, t) if options.mode != "dense" else np.zeros(n, dtype=np.float32)
-        cover_terms = self.coverage_terms(q)
+        cover_terms = self.coverage_terms(q, t)
         top_lex = int(np.argmax(lex)) if lex.max() > 0 else -1
         sure = top_lex >= 0 and floor.coverage(cover_terms, lambda tok: self.words.has(tok, top_lex)) >= t.sure_coverage
         dense = np.zeros(n, dtype=np.float32)

@@ -29,9 +29,10 @@ def test_year_named_in_question_finds_that_report(built_index):
     assert any("提高至100%" in h.clause.text and h.doc.doc_id == "gwr-2023" for h in result.hits[:3])
 
 
-def test_nothing_relevant_gives_no_hits(built_index):
+def test_nothing_relevant_is_never_a_confident_answer(built_index):
+    # 量子 occurs in the reports (量子科技), so weak matches may come back, flagged; the rest is unknown
     result = built_index.search("量子色动力学夸克禁闭", SearchOptions(k=5))
-    assert result.hits == () and result.message
+    assert result.confidence in ("low", "none") and result.message
 
 
 def test_filters_never_return_outside_documents(built_index):

@@ -33,6 +33,7 @@ class Tuning:
     dense_candidates: int = 200
     min_coverage: float = 0.34  # below this share of the question's content matched: answer, flagged low confidence ...
     min_dense: float = 0.5  # ... unless the dense channel is at least this sure
+    topical_share: float = 0.01  # a word in this share of chunks (at least 2) is a topic of the corpus
     offtopic_coverage: float = 0.75  # a question with no policy word is refused below this (and dense unsure)
     sure_coverage: float = 0.8  # lexical match this complete: skip the dense channel (set > 1 to always use it)
 
