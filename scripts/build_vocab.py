@@ -373,7 +373,7 @@ ABBREV_KNOWN = (
     ("小型微型企业", "小微", "modifier initials"),
     ("小型微利企业", "小微企业", "modifier initials + head"),
     ("小型微利企业", "小微", "modifier initials"),
-    ("中小企业", "中小企", "head truncation"),
+    ("中小企业", "中小企", "head initial"),
     ("增值税专用发票", "专票", "modifier initial + head char"),
     ("增值税专用发票", "增值税专票", "modifier initial + head char"),
     ("政府采购", "政采", "initials"),
@@ -414,6 +414,7 @@ def abbreviation_candidates(tok, term: str) -> set[tuple[str, str]]:
         out.add((''.join(p[0] for p in parts), "initials"))
         out.add((''.join(p[0] for p in parts[:-1]) + parts[-1], "modifier initials + head"))
         out.add((''.join(parts[:-1]) + parts[-1][-1], "head truncation"))
+        out.add((''.join(parts[:-1]) + parts[-1][0], "head initial"))
         out.add((parts[-2][0] + parts[-1][-1], "modifier initial + head char"))
     return {(c, r) for c, r in out if 2 <= len(c) < len(term) and c != term}
 
@@ -545,10 +546,11 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
             continue
         key = (r.everyday_form, r.term)
         old = best.get(key)
-        if old is None or (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]):
-            if old is not None and not r.need:
-                r = Row(r.everyday_form, r.term, r.weight, r.kind, r.provenance, old.need)
+        if old is None:
             best[key] = r
+            continue
+        win, lose = (r, old) if (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]) else (old, r)
+        best[key] = Row(win.everyday_form, win.term, win.weight, win.kind, win.provenance, win.need or lose.need)
     return sorted(best.values(), key=lambda r: (r.term, r.everyday_form)), dropped
 
 
