@@ -152,10 +152,8 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
                  pos: dict[str, str]) -> list[Term]:
     """Keep the terms characteristic of the laws and plans (frequent there, rarer in the reports)."""
     size = Counter()
-    n_docs = Counter()
     for family, _name, text in docs:
         size[family] += len(text)
-        n_docs[family] += 1
     target_size = sum(size[f] for f in TARGET_FAMILIES) or 1
     bg_size = size["report"] or 1
     out = []
@@ -195,10 +193,7 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
         fams = ",".join(f for f in ("law", "plan", "report") if s.freq[f])
         out.append(Term(term, freq, len(tdocs), len(s.docs["law"]), len(s.docs["plan"]), s.freq["report"],
                         len(s.docs["report"]), round(keyness, 2), "phrase" if phrase else "word", fams))
-    # Drop phrases that are just a longer piece of a more frequent phrase of the same count
-    # (e.g. "应纳税所得额" vs "应纳税所得额的" cannot occur: glue words are excluded) and phrases that
-    # are substrings of a single phrase they always occur inside.
-    by_term = {t.term: t for t in out}
+    # A phrase that (nearly) always occurs inside a longer kept phrase adds nothing of its own.
     keep = []
     for t in out:
         if t.kind == "phrase":
@@ -207,7 +202,6 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
             if longer:
                 continue
         keep.append(t)
-    del by_term
     keep.sort(key=lambda t: (-score(t), t.term))
     return keep
 
@@ -538,6 +532,9 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
         if r.everyday_form == normalize(r.term):
             dropped.append((r, "self-map"))
             continue
+        if len(r.everyday_form) < 2:
+            dropped.append((r, "single character (too ambiguous to match)"))
+            continue
         if r.term not in corpus_text:
             dropped.append((r, "term not in the corpus texts"))
             continue
@@ -625,7 +622,7 @@ def main(argv=None) -> int:
     reasons = Counter(r for _t, _x, r in syn_dropped)
     print(f"cilin: {len(syn)} same-class pairs kept over the top {args.cilin_top} terms; dropped: "
           + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())))
-    for label in ("term not in the corpus texts", "self-map", "frame word"):
+    for label in ("term not in the corpus texts", "self-map", "frame word", "single character (too ambiguous to match)"):
         bad = [r for r, why in dropped if why == label]
         if bad:
             print(f"dropped ({label}): " + ", ".join(f"{r.everyday_form}->{r.term}" for r in bad[:20]))
