@@ -54,6 +54,7 @@ class TermStats:
 
     freq: Counter = field(default_factory=Counter)       # family -> occurrences
     docs: dict = field(default_factory=lambda: defaultdict(set))  # family -> doc names
+    per_doc: Counter = field(default_factory=Counter)    # laws/plans document name -> occurrences
     left: Counter = field(default_factory=Counter)       # word before a phrase (laws + plans)
     right: Counter = field(default_factory=Counter)      # word after a phrase (laws + plans)
 
@@ -106,6 +107,8 @@ def mine_terms(docs, tok, stops) -> dict[str, TermStats]:
                     s = stats[w]
                     s.freq[family] += 1
                     s.docs[family].add(name)
+                    if family in TARGET_FAMILIES:
+                        s.per_doc[name] += 1
                 for span in (2, 3):
                     if i + span > n:
                         break
@@ -122,6 +125,7 @@ def mine_terms(docs, tok, stops) -> dict[str, TermStats]:
                     s.freq[family] += 1
                     s.docs[family].add(name)
                     if family in TARGET_FAMILIES:
+                        s.per_doc[name] += 1
                         s.left[words[i - 1] if i > 0 else ""] += 1
                         s.right[words[i + span] if i + span < n else ""] += 1
     return stats
@@ -141,6 +145,7 @@ class Term:
     keyness: float       # log2 of the smoothed rate ratio target / reports
     kind: str            # word | phrase
     families: str
+    top_docs: str        # up to 3 laws/plans holding most of its occurrences, most first, '|'-separated
 
 
 # jieba part-of-speech tags of function words (conjunction, preposition, adverb, pronoun, particle,
@@ -192,7 +197,8 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
             continue
         fams = ",".join(f for f in ("law", "plan", "report") if s.freq[f])
         out.append(Term(term, freq, len(tdocs), len(s.docs["law"]), len(s.docs["plan"]), s.freq["report"],
-                        len(s.docs["report"]), round(keyness, 2), "phrase" if phrase else "word", fams))
+                        len(s.docs["report"]), round(keyness, 2), "phrase" if phrase else "word", fams,
+                        "|".join(doc_label(n) for n, _c in sorted(s.per_doc.items(), key=lambda kv: (-kv[1], kv[0]))[:3])))
     # A phrase that (nearly) always occurs inside a longer kept phrase adds nothing of its own.
     keep = []
     for t in out:
@@ -204,6 +210,11 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
         keep.append(t)
     keep.sort(key=lambda t: (-score(t), t.term))
     return keep
+
+
+def doc_label(name: str) -> str:
+    """'law:企业所得税法(2018-12-29).md' -> '企业所得税法(2018-12-29)' (the file name without extension)."""
+    return Path(name.split(":", 1)[1]).stem
 
 
 def score(t: Term) -> float:
@@ -226,10 +237,11 @@ def terms_tsv(terms: list[Term]) -> str:
              "# Terms characteristic of the laws and plans against the report background, best first.",
              "# freq: occurrences in laws+plans; docs: laws+plans documents using it; keyness: log2 rate "
              "ratio laws+plans / reports.",
-             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies"]
+             "# top_docs: the laws/plans (file names) holding most of its occurrences, most first.",
+             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies\ttop_docs"]
     for t in terms:
         lines.append(f"{t.term}\t{t.freq}\t{t.docs}\t{t.docs_law}\t{t.docs_plan}\t{t.freq_report}\t"
-                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}")
+                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}")
     return "\n".join(lines) + "\n"
 
 
@@ -551,13 +563,30 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
     return sorted(best.values(), key=lambda r: (r.term, r.everyday_form)), dropped
 
 
+CORPUS_WORD_FREQ = 20     # an everyday form used this often in the laws/plans is a corpus word itself
+CORPUS_WORD_DISCOUNT = 0.7
+
+
+def discount_corpus_words(rows: list[Row], target_freq: dict[str, int]) -> list[Row]:
+    """Lower the weight of rows whose everyday form is itself a frequent word of the laws/plans: such a
+    pair links two corpus words (材料 -> 证明材料), which matches the texts already and drifts more."""
+    out = []
+    for r in rows:
+        if target_freq.get(r.everyday_form, 0) >= CORPUS_WORD_FREQ:
+            r = Row(r.everyday_form, r.term, round(r.weight * CORPUS_WORD_DISCOUNT, 2), r.kind, r.provenance, r.need)
+        out.append(r)
+    return out
+
+
 def bridge_tsv(rows: list[Row]) -> str:
     """Render kb/data/bridge.tsv."""
     lines = ["# Vocabulary bridge, written by scripts/build_vocab.py (edit kb/data/bridge_manual.tsv or the",
              "# script's rules, then re-run). everyday_form: what an enterprise says; term: the corpus word.",
              "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
              "# pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
-             "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked).",
+             "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
+             f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
+             "times in the laws/plans.",
              "\t".join(("everyday_form", "term", "weight", "kind", "provenance", "need"))]
     for r in rows:
         lines.append(f"{r.everyday_form}\t{r.term}\t{r.weight:.2f}\t{r.kind}\t{r.provenance}\t{r.need}")
@@ -613,6 +642,7 @@ def main(argv=None) -> int:
     syn, syn_dropped = cilin_rows(terms, cilin, jd, target_freq, frames, top=args.cilin_top)
     manual = read_manual(out_dir / "bridge_manual.tsv")
     rows, dropped = merge_rows(manual + abbrev + syn, corpus_text, frames)
+    rows = discount_corpus_words(rows, target_freq)
     write_atomic(out_dir / "bridge.tsv", bridge_tsv(rows))
 
     by = Counter((r.kind, r.provenance) for r in rows)
