@@ -473,7 +473,7 @@ CILIN_REJECTED = {
 
 
 def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_cos=0.6, max_class=20,
-               min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
+               max_class_strict=60, min_cos_large=0.7, min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
     """Same-class ('=') Cilin synonyms X of inventory terms T, kept when X is an everyday word (in
     jieba's general dictionary), rarer in the laws/plans than T, not generic, not an idiom, and close
     to T in the shipped word vectors. Returns rows and the (T, X, reason) pairs dropped."""
@@ -490,7 +490,7 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
                 reason = ""
                 if (t.term, x) in CILIN_REJECTED:
                     reason = "read and rejected: " + CILIN_REJECTED[(t.term, x)].split(" ")[0]
-                elif len(group) > max_class:
+                elif len(group) > max_class_strict:
                     reason = "class too large"
                 elif len(x) >= 4:
                     reason = "idiom or phrase"
@@ -508,6 +508,8 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
                         cos = float(a @ b)
                         if cos < min_cos:
                             reason = f"vector cosine < {min_cos}"
+                        elif len(group) > max_class and cos < min_cos_large:
+                            reason = f"large class and vector cosine < {min_cos_large}"
                 if reason:
                     dropped.append((t.term, x, reason))
                     continue
