@@ -543,6 +543,7 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
     best: dict = {}
     dropped = []
     for r in rows:
+        r = Row(normalize(r.everyday_form), r.term, r.weight, r.kind, r.provenance, r.need)
         if r.everyday_form == normalize(r.term):
             dropped.append((r, "self-map"))
             continue

@@ -49,7 +49,7 @@ def test_bridge_file_format():
 
 def test_no_self_maps_no_single_characters_and_no_duplicate_rows():
     rows = _rows("bridge.tsv")
-    assert all(len(form) >= 2 for form, *_ in rows)
+    assert all(len(form) >= 2 and form == normalize(form) for form, *_ in rows)
     assert all(normalize(form) != normalize(term) for form, term, *_ in rows)
     pairs = [(form, term) for form, term, *_ in rows]
     assert len(pairs) == len(set(pairs))
