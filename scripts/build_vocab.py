@@ -54,6 +54,7 @@ class TermStats:
 
     freq: Counter = field(default_factory=Counter)       # family -> occurrences
     docs: dict = field(default_factory=lambda: defaultdict(set))  # family -> doc names
+    per_doc: Counter = field(default_factory=Counter)    # laws/plans document name -> occurrences
     left: Counter = field(default_factory=Counter)       # word before a phrase (laws + plans)
     right: Counter = field(default_factory=Counter)      # word after a phrase (laws + plans)
 
@@ -106,6 +107,8 @@ def mine_terms(docs, tok, stops) -> dict[str, TermStats]:
                     s = stats[w]
                     s.freq[family] += 1
                     s.docs[family].add(name)
+                    if family in TARGET_FAMILIES:
+                        s.per_doc[name] += 1
                 for span in (2, 3):
                     if i + span > n:
                         break
@@ -122,6 +125,7 @@ def mine_terms(docs, tok, stops) -> dict[str, TermStats]:
                     s.freq[family] += 1
                     s.docs[family].add(name)
                     if family in TARGET_FAMILIES:
+                        s.per_doc[name] += 1
                         s.left[words[i - 1] if i > 0 else ""] += 1
                         s.right[words[i + span] if i + span < n else ""] += 1
     return stats
@@ -141,6 +145,7 @@ class Term:
     keyness: float       # log2 of the smoothed rate ratio target / reports
     kind: str            # word | phrase
     families: str
+    top_docs: str        # up to 3 laws/plans holding most of its occurrences, most first, '|'-separated
 
 
 # jieba part-of-speech tags of function words (conjunction, preposition, adverb, pronoun, particle,
@@ -152,10 +157,8 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
                  pos: dict[str, str]) -> list[Term]:
     """Keep the terms characteristic of the laws and plans (frequent there, rarer in the reports)."""
     size = Counter()
-    n_docs = Counter()
     for family, _name, text in docs:
         size[family] += len(text)
-        n_docs[family] += 1
     target_size = sum(size[f] for f in TARGET_FAMILIES) or 1
     bg_size = size["report"] or 1
     out = []
@@ -194,11 +197,9 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
             continue
         fams = ",".join(f for f in ("law", "plan", "report") if s.freq[f])
         out.append(Term(term, freq, len(tdocs), len(s.docs["law"]), len(s.docs["plan"]), s.freq["report"],
-                        len(s.docs["report"]), round(keyness, 2), "phrase" if phrase else "word", fams))
-    # Drop phrases that are just a longer piece of a more frequent phrase of the same count
-    # (e.g. "应纳税所得额" vs "应纳税所得额的" cannot occur: glue words are excluded) and phrases that
-    # are substrings of a single phrase they always occur inside.
-    by_term = {t.term: t for t in out}
+                        len(s.docs["report"]), round(keyness, 2), "phrase" if phrase else "word", fams,
+                        "|".join(doc_label(n) for n, _c in sorted(s.per_doc.items(), key=lambda kv: (-kv[1], kv[0]))[:3])))
+    # A phrase that (nearly) always occurs inside a longer kept phrase adds nothing of its own.
     keep = []
     for t in out:
         if t.kind == "phrase":
@@ -207,9 +208,13 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
             if longer:
                 continue
         keep.append(t)
-    del by_term
     keep.sort(key=lambda t: (-score(t), t.term))
     return keep
+
+
+def doc_label(name: str) -> str:
+    """'law:企业所得税法(2018-12-29).md' -> '企业所得税法(2018-12-29)' (the file name without extension)."""
+    return Path(name.split(":", 1)[1]).stem
 
 
 def score(t: Term) -> float:
@@ -232,10 +237,11 @@ def terms_tsv(terms: list[Term]) -> str:
              "# Terms characteristic of the laws and plans against the report background, best first.",
              "# freq: occurrences in laws+plans; docs: laws+plans documents using it; keyness: log2 rate "
              "ratio laws+plans / reports.",
-             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies"]
+             "# top_docs: the laws/plans (file names) holding most of its occurrences, most first.",
+             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies\ttop_docs"]
     for t in terms:
         lines.append(f"{t.term}\t{t.freq}\t{t.docs}\t{t.docs_law}\t{t.docs_plan}\t{t.freq_report}\t"
-                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}")
+                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}")
     return "\n".join(lines) + "\n"
 
 
@@ -373,7 +379,7 @@ ABBREV_KNOWN = (
     ("小型微型企业", "小微", "modifier initials"),
     ("小型微利企业", "小微企业", "modifier initials + head"),
     ("小型微利企业", "小微", "modifier initials"),
-    ("中小企业", "中小企", "head truncation"),
+    ("中小企业", "中小企", "head initial"),
     ("增值税专用发票", "专票", "modifier initial + head char"),
     ("增值税专用发票", "增值税专票", "modifier initial + head char"),
     ("政府采购", "政采", "initials"),
@@ -414,6 +420,7 @@ def abbreviation_candidates(tok, term: str) -> set[tuple[str, str]]:
         out.add((''.join(p[0] for p in parts), "initials"))
         out.add((''.join(p[0] for p in parts[:-1]) + parts[-1], "modifier initials + head"))
         out.add((''.join(parts[:-1]) + parts[-1][-1], "head truncation"))
+        out.add((''.join(parts[:-1]) + parts[-1][0], "head initial"))
         out.add((parts[-2][0] + parts[-1][-1], "modifier initial + head char"))
     return {(c, r) for c, r in out if 2 <= len(c) < len(term) and c != term}
 
@@ -466,7 +473,7 @@ CILIN_REJECTED = {
 
 
 def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_cos=0.6, max_class=20,
-               min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
+               max_class_strict=60, min_cos_large=0.7, min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
     """Same-class ('=') Cilin synonyms X of inventory terms T, kept when X is an everyday word (in
     jieba's general dictionary), rarer in the laws/plans than T, not generic, not an idiom, and close
     to T in the shipped word vectors. Returns rows and the (T, X, reason) pairs dropped."""
@@ -483,7 +490,7 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
                 reason = ""
                 if (t.term, x) in CILIN_REJECTED:
                     reason = "read and rejected: " + CILIN_REJECTED[(t.term, x)].split(" ")[0]
-                elif len(group) > max_class:
+                elif len(group) > max_class_strict:
                     reason = "class too large"
                 elif len(x) >= 4:
                     reason = "idiom or phrase"
@@ -501,6 +508,8 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
                         cos = float(a @ b)
                         if cos < min_cos:
                             reason = f"vector cosine < {min_cos}"
+                        elif len(group) > max_class and cos < min_cos_large:
+                            reason = f"large class and vector cosine < {min_cos_large}"
                 if reason:
                     dropped.append((t.term, x, reason))
                     continue
@@ -534,8 +543,12 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
     best: dict = {}
     dropped = []
     for r in rows:
+        r = Row(normalize(r.everyday_form), r.term, r.weight, r.kind, r.provenance, r.need)
         if r.everyday_form == normalize(r.term):
             dropped.append((r, "self-map"))
+            continue
+        if len(r.everyday_form) < 2:
+            dropped.append((r, "single character (too ambiguous to match)"))
             continue
         if r.term not in corpus_text:
             dropped.append((r, "term not in the corpus texts"))
@@ -545,11 +558,27 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
             continue
         key = (r.everyday_form, r.term)
         old = best.get(key)
-        if old is None or (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]):
-            if old is not None and not r.need:
-                r = Row(r.everyday_form, r.term, r.weight, r.kind, r.provenance, old.need)
+        if old is None:
             best[key] = r
+            continue
+        win, lose = (r, old) if (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]) else (old, r)
+        best[key] = Row(win.everyday_form, win.term, win.weight, win.kind, win.provenance, win.need or lose.need)
     return sorted(best.values(), key=lambda r: (r.term, r.everyday_form)), dropped
+
+
+CORPUS_WORD_FREQ = 20     # an everyday form used this often in the laws/plans is a corpus word itself
+CORPUS_WORD_DISCOUNT = 0.7
+
+
+def discount_corpus_words(rows: list[Row], target_freq: dict[str, int]) -> list[Row]:
+    """Lower the weight of rows whose everyday form is itself a frequent word of the laws/plans: such a
+    pair links two corpus words (材料 -> 证明材料), which matches the texts already and drifts more."""
+    out = []
+    for r in rows:
+        if target_freq.get(r.everyday_form, 0) >= CORPUS_WORD_FREQ:
+            r = Row(r.everyday_form, r.term, round(r.weight * CORPUS_WORD_DISCOUNT, 2), r.kind, r.provenance, r.need)
+        out.append(r)
+    return out
 
 
 def bridge_tsv(rows: list[Row]) -> str:
@@ -558,7 +587,9 @@ def bridge_tsv(rows: list[Row]) -> str:
              "# script's rules, then re-run). everyday_form: what an enterprise says; term: the corpus word.",
              "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
              "# pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
-             "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked).",
+             "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
+             f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
+             "times in the laws/plans.",
              "\t".join(("everyday_form", "term", "weight", "kind", "provenance", "need"))]
     for r in rows:
         lines.append(f"{r.everyday_form}\t{r.term}\t{r.weight:.2f}\t{r.kind}\t{r.provenance}\t{r.need}")
@@ -614,6 +645,7 @@ def main(argv=None) -> int:
     syn, syn_dropped = cilin_rows(terms, cilin, jd, target_freq, frames, top=args.cilin_top)
     manual = read_manual(out_dir / "bridge_manual.tsv")
     rows, dropped = merge_rows(manual + abbrev + syn, corpus_text, frames)
+    rows = discount_corpus_words(rows, target_freq)
     write_atomic(out_dir / "bridge.tsv", bridge_tsv(rows))
 
     by = Counter((r.kind, r.provenance) for r in rows)
@@ -623,7 +655,7 @@ def main(argv=None) -> int:
     reasons = Counter(r for _t, _x, r in syn_dropped)
     print(f"cilin: {len(syn)} same-class pairs kept over the top {args.cilin_top} terms; dropped: "
           + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())))
-    for label in ("term not in the corpus texts", "self-map", "frame word"):
+    for label in ("term not in the corpus texts", "self-map", "frame word", "single character (too ambiguous to match)"):
         bad = [r for r, why in dropped if why == label]
         if bad:
             print(f"dropped ({label}): " + ", ".join(f"{r.everyday_form}->{r.term}" for r in bad[:20]))
