@@ -19,7 +19,7 @@ class Tuning:
     word_weight: float = 0.6
     bigram_weight: float = 0.4
     expansion_weight: float = 0.4  # the bundled thesaurus (kb/data/thesaurus.tsv), below the user's words
-    bridge_weight: float = 0.5  # times the bridge's own weight: everyday word -> corpus term (query side)
+    bridge_weight: float = 0.3  # times the bridge's own weight: everyday word -> corpus term (query side)
     index_bridge_weight: float = 0.1  # the clause's everyday forms (index side), a channel of its own (0.2+ costs dev MRR)
     doc_channel_weight: float = 0.5  # documents whose title names the question's subject
     doc_channel_max_docs: int = 4  # ... when only this many titles name it
