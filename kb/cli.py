@@ -204,6 +204,8 @@ def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, as_o
     if not result.hits:
         click.echo(f"没有找到相关条款 (nothing relevant found for {query!r}).")
         return
+    if result.confidence == "low":
+        click.echo("匹配较弱：下列条款只包含问题中的部分词语，请核对 (weak match: check that these clauses answer the question).\n")
     for hit in result.hits:
         meta = [hit.doc.get(x) for x in ("issuer", "doc_no", "published") if hit.doc.get(x)] + [validity(hit.doc).label]
         mark = " [精确匹配]" if hit.exact else ""

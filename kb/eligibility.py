@@ -329,14 +329,7 @@ def need_query(kind: str, profile: Profile) -> str:
 
 def _clause_relevance(searcher: Searcher, query: str) -> np.ndarray:
     """Return a lexical score in [0, 1] per clause row (best chunk of the clause)."""
-    index = searcher.index
-    scores = np.zeros(index.n_clauses, dtype=np.float32)
-    if len(index.chunk_ids) == 0:
-        return scores
-    fused, _, _ = searcher.lexical(query, DEFAULT_TUNING)
-    np.maximum.at(scores, index.chunk_clause, fused.astype(np.float32))
-    top = float(scores.max()) if scores.size else 0.0
-    return scores / top if top > 0 else scores
+    return searcher.relevance(query, DEFAULT_TUNING)
 
 
 def _profile_region_terms(profile: Profile, index: KnowledgeIndex) -> tuple[tuple[str, ...], str]:

@@ -3,7 +3,7 @@
 Layout of an index folder:
 
     CURRENT                 name of the published build (replaced atomically)
-    builds/<name>/          manifest.json, store.sqlite, vectors.faiss, bm25-words/, bm25-bigrams/
+    builds/<name>/          manifest.json, store.sqlite, vectors.faiss, bm25-words/, bm25-bigrams/, bm25-bridge/
     builds/.tmp-*           a build in progress (removed by the next build if it died)
     cache/embeddings.sqlite passage vectors by (model id, text hash)
     cache/tokens.sqlite     jieba words by (segmenter version, text hash)
@@ -31,6 +31,7 @@ from kb.ann import build_ann
 from kb.chunk import CHUNKER_VERSION, chunk_document
 from kb.corpus import read_corpus
 from kb.embed import EmbeddingCache, Encoder, text_key
+from kb.retrieval.vocabulary import everyday_tokens, vocabulary
 from kb.segment import Segmenter, bigrams, compact
 from kb.structure import STRUCTURE_VERSION, clause_marker, parse_clauses
 from kb.types import Chunk, Clause, Document
@@ -218,8 +219,9 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
 
     docs = read_corpus([Path(p) for p in corpus_dirs])
     encoder_id = encoder.model_id if encoder is not None else "none"
-    fingerprint = corpus_fingerprint(docs, encoder_id,
-                                     segmenter.version + "/" + annotator_version + "/versions" + VERSIONS_VERSION)
+    vocab = vocabulary()
+    fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version + "/" + annotator_version + "/versions"
+                                     + VERSIONS_VERSION + "/" + vocab.version)
     current = read_current(index_dir)
     previous: dict = {}
     if current and (builds / current / "manifest.json").is_file():
@@ -263,6 +265,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         token_cache.close()
     _save_bm25(words, tmp / "bm25-words")
     _save_bm25([bigrams(t) for t in texts], tmp / "bm25-bigrams")
+    if vocab:  # index-side expansion: each chunk also under the everyday forms of its terms
+        _save_bm25([everyday_tokens(vocab, w) for w in words], tmp / "bm25-bridge")
 
     embedded = 0
     if encoder is not None:
@@ -301,6 +305,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         "chunker_version": CHUNKER_VERSION,
         "segmenter_version": segmenter.version,
         "annotator_version": annotator_version,
+        "bridge_version": vocab.version,
         "corpus_dirs": [os.fspath(Path(p).resolve()) for p in corpus_dirs],
         "documents": {d.doc_id: d.content_hash for d in docs},
         "counts": {"documents": len(docs), "clauses": len(all_clauses), "chunks": len(all_chunks)},
@@ -419,6 +424,9 @@ class KnowledgeIndex:
 
         self.bm25_words = bm25s.BM25.load(str(self.build_dir / "bm25-words"), mmap=False)
         self.bm25_bigrams = bm25s.BM25.load(str(self.build_dir / "bm25-bigrams"), mmap=False)
+        self.bm25_bridge = None  # absent in builds made without the vocabulary bridge
+        if (self.build_dir / "bm25-bridge").is_dir():
+            self.bm25_bridge = bm25s.BM25.load(str(self.build_dir / "bm25-bridge"), mmap=False)
         self.faiss = None
         if (self.build_dir / "vectors.faiss").is_file():
             import faiss

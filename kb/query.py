@@ -49,11 +49,12 @@ _CLAUSE_REF_RE = re.compile(r"第([一二三四五六七八九十百零〇两]+|
 
 @dataclass(frozen=True)
 class Expansion:
-    """One thesaurus expansion: the user's word, the policy term added, its weight."""
+    """One expansion: the user's word, the policy term added, its weight, where the pair comes from."""
 
     source: str
     term: str
     weight: float
+    provenance: str = "thesaurus"
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class Understanding:
             "years": list(self.years), "titles": list(self.titles), "doc_types": list(self.doc_types),
             "clause_refs": list(self.clause_refs), "levels": list(self.levels), "regions": list(self.regions),
             "tiers": list(self.tiers), "needs": [{"kind": n, "label": NEEDS[n]} for n in self.needs],
-            "expansions": [{"from": e.source, "to": e.term, "weight": e.weight} for e in self.expansions],
+            "expansions": [{"from": e.source, "to": e.term, "weight": e.weight, "provenance": e.provenance}
+                           for e in self.expansions],
         }
 
 

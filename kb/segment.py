@@ -94,11 +94,23 @@ class Segmenter:
             out.append(tok)
         return out
 
+    def cut(self, text: str) -> list[str]:
+        """Return every precise-mode jieba token of normalised text, punctuation and spaces included (they join back to it)."""
+        return self._get().lcut(normalize(text), HMM=True)
+
+    def precise_words(self, text: str) -> list[str]:
+        """Return precise-mode jieba words of normalised text, stop words kept, punctuation removed."""
+        return [w for w in (t.strip() for t in self.cut(text)) if w and is_word(w)]
+
     def content_words(self, text: str) -> list[str]:
         """Return precise-mode words of two or more characters, without stop words (what a question is about)."""
         stops = stop_words()
-        return [w for w in (t.strip() for t in self._get().lcut(normalize(text), HMM=True))
-                if len(w) >= 2 and w not in stops and _CJK_OR_ALNUM.search(w)]
+        return [w for w in self.precise_words(text) if len(w) >= 2 and w not in stops]
+
+
+def is_word(token: str) -> bool:
+    """True when a token has a CJK character, a letter or a digit (not punctuation or space)."""
+    return bool(_CJK_OR_ALNUM.search(token))
 
 
 def bigrams(text: str) -> list[str]:

@@ -109,7 +109,8 @@ def hit_to_json(hit: Hit, validity=None) -> dict:
 
 def result_to_json(result: SearchResult, validity=None) -> dict:
     """Return the search result JSON of the contract (plus what the query was understood as)."""
-    out = {"query": result.query, "results": [hit_to_json(h, validity) for h in result.hits]}
+    out = {"query": result.query, "results": [hit_to_json(h, validity) for h in result.hits],
+           "confidence": result.confidence}
     out["understood"] = {"terms": list(result.terms), **result.understanding.as_dict()}
     if result.message:
         out["message"] = result.message

@@ -29,9 +29,10 @@ def test_year_named_in_question_finds_that_report(built_index):
     assert any("提高至100%" in h.clause.text and h.doc.doc_id == "gwr-2023" for h in result.hits[:3])
 
 
-def test_nothing_relevant_gives_no_hits(built_index):
+def test_nothing_relevant_is_never_a_confident_answer(built_index):
+    # 量子 occurs in the reports (量子科技), so weak matches may come back, flagged; the rest is unknown
     result = built_index.search("量子色动力学夸克禁闭", SearchOptions(k=5))
-    assert result.hits == () and result.message
+    assert result.confidence in ("low", "none") and result.message
 
 
 def test_filters_never_return_outside_documents(built_index):
@@ -50,3 +51,25 @@ def test_bad_queries_are_refused(bad):
 
 def test_control_characters_and_surrogates_are_dropped():
     assert clean_query("专精\x00特新\ud800") == "专精 特新"
+
+
+@pytest.mark.parametrize("question", ["红烧肉怎么做才好吃", "What is the capital of France?", "昨晚湖人队的比分是多少", "啊啊啊啊"])
+def test_off_topic_questions_are_refused(built_index, question):
+    result = built_index.search(question, SearchOptions(k=5))
+    assert result.hits == () and result.confidence == "none" and result.message
+
+
+def test_a_weak_match_is_answered_and_flagged(built_index):
+    # 租金 is a word of the policies, but nothing in the seed or the two reports answers this
+    result = built_index.search("商铺租金太高能找谁反映", SearchOptions(k=5))
+    assert result.hits and result.confidence == "low" and result.message
+    sure = built_index.search("到2025年要培育多少家国家级专精特新小巨人企业", SearchOptions(k=5))
+    assert sure.confidence == "high" and not sure.message
+
+
+def test_analysis_is_what_search_used(built_index):
+    result = built_index.search("我们企业有没有融资方面的支持", SearchOptions(k=3))
+    q = result.understanding
+    assert "有没有" in q.frames and "有没有" not in result.terms and "有没有" not in dict(q.word_query)
+    assert result.hits and all(e.weight < 1 for e in q.expansions)
+    assert built_index.searcher().relevance("融资").max() == pytest.approx(1.0)

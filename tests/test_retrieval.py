@@ -1,0 +1,133 @@
+"""The retrieval stages on their own: floor and coverage (no index), question analysis, bridge matching,
+fusion arithmetic and the bm25s adapter (a real bm25s model over a few made-up token lists)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb.retrieval import floor
+from kb.retrieval.analysis import CONTENT, CUE, FRAME, Analyser
+from kb.retrieval.fusion import Tuning, best_chunk_per_clause, combine, fuse_lexical, normalised, top_rows
+from kb.retrieval.lexical import LexicalChannel
+from kb.retrieval.vocabulary import BridgeTerm, Vocabulary, everyday_tokens
+from kb.service import shared_segmenter
+
+# -- floor -------------------------------------------------------------------------------------
+
+T = floor.CoverageTerm
+
+
+def test_coverage_is_the_idf_share_found():
+    terms = [T("融资", 4.0, ("融资",)), T("担保", 2.0, ("担保", "融资担保"))]
+    assert floor.coverage(terms, lambda tok: tok == "融资") == pytest.approx(4 / 6)
+    assert floor.coverage(terms, lambda tok: tok == "融资担保") == pytest.approx(2 / 6)
+    assert floor.coverage(terms, lambda tok: False) == 0.0
+    assert floor.coverage([], lambda tok: True) == 0.0
+
+
+def test_an_unknown_compound_counts_when_all_its_parts_are_there():
+    term = T("银行贷款", 5.0, (), parts=("银行", "贷款"))
+    assert floor.coverage([term], lambda tok: tok in {"银行", "贷款"}) == 1.0
+    assert floor.coverage([term], lambda tok: tok == "银行") == 0.0
+
+
+def _judge(terms, cov, dense=0.0, exact=False):
+    return floor.judge(terms, cov, dense, min_coverage=0.34, offtopic_coverage=0.75, min_dense=0.5, exact=exact)
+
+
+def test_a_question_with_a_policy_word_is_always_answered():
+    terms = [T("增值税", 4.0, ("增值税",), topical=True), T("农户", 6.0, ("农户",))]
+    assert _judge(terms, 0.9).confidence == floor.HIGH
+    low = _judge(terms, 0.1)
+    assert low.confidence == floor.LOW and low.message
+    assert _judge(terms, 0.1, dense=0.6).confidence == floor.HIGH
+
+
+def test_a_question_without_policy_words_is_refused_unless_it_matches_well():
+    terms = [T("葡萄", 8.0, ("葡萄",)), T("狗狗", 5.0, ("狗狗",), known=False)]
+    assert _judge(terms, 0.6).confidence == floor.NONE
+    assert _judge(terms, 0.8).confidence == floor.HIGH
+    assert _judge(terms, 0.6, dense=0.7).confidence == floor.HIGH
+
+
+def test_nothing_known_is_refused_and_exact_matches_are_sure():
+    unknown = [T("湖人队", 5.0, (), known=False)]
+    assert _judge(unknown, 0.0).confidence == floor.NONE
+    assert _judge([], 0.0).confidence == floor.NONE
+    assert _judge(unknown, 0.0, exact=True).confidence == floor.HIGH
+    assert floor.known_share([T("a", 1.0, ()), T("b", 3.0, (), known=False)]) == pytest.approx(0.25)
+
+
+# -- vocabulary and analysis --------------------------------------------------------------------
+
+VOCAB = Vocabulary(
+    [BridgeTerm("民企", "民营企业", 0.6, "abbrev:rule"), BridgeTerm("欠款", "拖欠", 0.5, "colloquial:manual"),
+     BridgeTerm("生意", "买卖", 0.36, "synonym:cilin")],
+    {"有没有": "frame", "能不能": "frame", "要": "frame", "我们": "stop"},
+    frozenset({"融资", "拖欠"}))
+
+
+def test_frames_match_whole_words_only():
+    assert [m.text for m in VOCAB.find_frames(["能", "不能", "贷款"])] == ["能不能"]
+    assert VOCAB.find_frames(["主要", "任务"]) == []  # 要 inside 主要 is not a frame
+    assert [m.text for m in VOCAB.find_frames(["要", "贷款"])] == ["要"]
+
+
+def test_everyday_forms_both_ways():
+    found = VOCAB.find_forms(["民企", "有", "欠款"], "民企有欠款")
+    assert [(p.form, p.term) for p in found] == [("民企", "民营企业"), ("欠款", "拖欠")]
+    assert VOCAB.find_forms(["民营企业", "民企"], "民营企业民企") == []  # the question already says the term
+    assert everyday_tokens(VOCAB, ["拖欠", "款项", "拖欠", "买卖"]) == ["欠款", "欠款"]  # Cilin pairs stay query-side
+    assert {"民营企业", "民企", "融资", "拖欠"} <= VOCAB.policy_words
+    assert "欠款" not in VOCAB.policy_words and "生意" not in VOCAB.policy_words  # everyday words stay everyday
+
+
+def test_analysis_roles_expansions_and_clause_references():
+    analyser = Analyser(shared_segmenter(), VOCAB)
+    q = analyser.analyse("我们民企有没有拖欠问题，市里管吗", tuning=Tuning())
+    roles = {w.text: w.role for w in q.words}
+    assert roles["有没有"] == FRAME and roles["市里"] == CUE and roles["拖欠"] == CONTENT
+    assert "有没有" not in q.user_words and "我们" not in [c.word for c in q.content]
+    assert [(e.source, e.term, e.provenance) for e in q.expansions if e.provenance != "thesaurus"] == [
+        ("民企", "民营企业", "abbrev:rule")]
+    weights = dict(q.word_query)
+    assert weights["拖欠"] == 1.0 and 0 < weights["民营企业"] < 1.0
+    assert q.as_dict()["frames"] == ["有没有"]
+    ref = analyser.analyse("《某某办法》第三条“专项资金”")
+    assert ref.clause.phrases == ("专项资金",) and ref.clause.markers == ("article:3",) and ref.titles == ("某某办法",)
+    assert ref.heading_text == "第三条“专项资金”"
+
+
+def test_frames_and_bridge_can_be_switched_off():
+    analyser = Analyser(shared_segmenter(), VOCAB)
+    q = analyser.analyse("民企有没有欠款", tuning=Tuning(use_frames=False, bridge_weight=0.0))
+    assert not q.frames and all(e.provenance == "thesaurus" for e in q.expansions)
+    assert analyser.analyse("有没有", tuning=Tuning()).is_empty
+
+
+# -- fusion and the lexical adapter -------------------------------------------------------------
+
+def test_fusion_arithmetic():
+    words, bigrams = np.array([2.0, 1.0, 0.0]), np.array([0.0, 4.0, 0.0])
+    assert normalised(np.zeros(3)).tolist() == [0, 0, 0]
+    fused = fuse_lexical(words, bigrams, None, Tuning(word_weight=0.6, bigram_weight=0.4))
+    assert fused.tolist() == pytest.approx([0.6, 0.7, 0.0])
+    hybrid = combine(fused, np.array([0.9, 0.1, 0.2]), "hybrid", Tuning(dense_weight=1.0, dense_floor=0.35))
+    assert hybrid.tolist() == pytest.approx([1.15, 0.7, 0.0])
+    assert top_rows(np.array([0.1, 0.5, 0.3]), 2).tolist() == [1, 2]
+    best = best_chunk_per_clause(np.array([0.2, 0.9, 0.5, 0.0]), np.array([0, 0, 1, 2]), 5)
+    assert best == {0: 1, 1: 2}  # clause 2 scores nothing
+
+
+def test_lexical_channel_over_a_real_bm25s_model():
+    import bm25s
+
+    model = bm25s.BM25()
+    model.index([["融资", "担保"], ["担保"], ["拖欠", "款项"]], show_progress=False)
+    ch = LexicalChannel(model)
+    assert ch.n_rows == 3 and ch.known("担保") and not ch.known("葡萄")
+    assert ch.df("担保") == 2 and ch.idf("融资") > ch.idf("担保") and ch.idf("葡萄") is None
+    assert ch.has("款项", 2) and not ch.has("款项", 0)
+    scores = ch.scores({"融资": 1.0, "拖欠": 0.5, "葡萄": 1.0})
+    assert scores[0] > 0 and scores[1] == 0 and 0 < scores[2]
