@@ -102,7 +102,7 @@ def gold_parts(args) -> list[tuple[str, list[dict]]]:
         dev = load_gold(dev_path)
         parts += [("dev all", dev), ("dev literal", dev[:-DEV_TAIL]), ("dev voice", dev[-DEV_TAIL:])]
     laws_path = SHARED / "eval" / "dev-laws.jsonl"
-    if laws_path.is_file() and args.laws:
+    if laws_path.is_file():
         laws = load_gold(laws_path)
         parts += [("laws all", laws),
                   ("laws literal", [q for i, q in enumerate(laws) if i in DEV_LAWS_LITERAL]),
