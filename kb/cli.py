@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from kb.config import ConfigError, Settings, load_settings
+from kb.config import ConfigError, Settings, check_admin_token, load_settings
 from kb.corpus import CorpusError
 from kb.embed import EncoderError
 from kb.index import BuildBusy, IndexMismatch, IndexMissing
@@ -209,6 +211,7 @@ def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
     from kb.service import KnowledgeBase
 
     settings = _settings(ctx, index_dir=index_dir, corpus_dirs=corpus_dirs, host=host, port=port)
+    check_admin_token(settings.admin_token)
     kb = KnowledgeBase(settings)
     if not kb.has_index():
         click.echo(f"no index in {settings.index_dir}: building it from {', '.join(map(str, settings.corpus_dirs))} …",
@@ -217,17 +220,31 @@ def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
     kb.index()  # fail now, not on the first request, if the index cannot be opened
     click.echo(f"serving on http://{settings.host}:{settings.port}/ with {workers} worker(s) × {threads} threads "
                "(Ctrl+C to stop)", err=True)
-    if workers == 1:
-        from waitress import serve as waitress_serve
+    # SIGTERM ends the server like Ctrl+C does, so the cleanup below runs (by default it would not)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    main_pid = os.getpid()
+    try:
+        if workers == 1:
+            from waitress import serve as waitress_serve
 
-        app = _ready_app(settings, kb)
-        try:  # refuse bodies over the app's limit before reading them (waitress would spool up to 1 GB first)
-            waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="kb",
-                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
-        except ValueError as exc:  # waitress: an address it cannot parse
-            raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
-    else:
-        _serve_gunicorn(settings, workers, threads)
+            app = _ready_app(settings, kb)
+            try:  # refuse bodies over the app's limit before reading them (waitress would spool up to 1 GB first)
+                waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="kb",
+                               max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+            except ValueError as exc:  # waitress: an address it cannot parse
+                raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
+        else:
+            _serve_gunicorn(settings, workers, threads)
+    finally:
+        if settings.admin_token and os.getpid() == main_pid:  # not in a gunicorn worker that ends
+            # uploads previewed but never committed do not outlive the server
+            from web.admin_state import SharedState, default_state_dir
+
+            SharedState(default_state_dir(settings.index_dir)).clear_pending()
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(0)
 
 
 def _ready_app(settings: Settings, kb=None):

@@ -17,7 +17,16 @@ ENV_VARS = {
     "KB_DENSE": "'0' to build and search without the dense channel",
     "KB_ADMIN_TOKEN": "enables the admin pages and is required to use them",
     "KB_CONFIG": "path of a kb.toml config file (default ./kb.toml when present)",
+    "KB_TRUST_PROXY": "number of reverse proxies in front of `kb serve` whose X-Forwarded-For/-Proto/-Host to believe",
 }
+MIN_ADMIN_TOKEN_CHARS = 24
+MAX_TRUSTED_PROXIES = 5
+
+
+def short_token_message(token: str) -> str:
+    """Return why an admin token is refused and how to make a good one."""
+    return (f"KB_ADMIN_TOKEN is {len(token)} characters; it must be at least {MIN_ADMIN_TOKEN_CHARS}. Make one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"')
 
 
 class ConfigError(ValueError):
@@ -35,6 +44,7 @@ class Settings:
     admin_token: str = ""
     host: str = "127.0.0.1"
     port: int = 5000
+    trust_proxy: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **kwargs) -> "Settings":
@@ -45,6 +55,22 @@ class Settings:
         if "index_dir" in clean:
             clean["index_dir"] = Path(clean["index_dir"])
         return replace(self, **clean)
+
+
+def check_admin_token(token: str) -> None:
+    """Raise ConfigError when an admin token is set but too short to resist guessing."""
+    if token and len(token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(short_token_message(token))
+
+
+def _parse_proxies(name: str, value) -> int:
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_TRUSTED_PROXIES:
+        raise ConfigError(f"{name} must be a whole number of proxies from 0 to {MAX_TRUSTED_PROXIES}, not {value!r}")
+    return n
 
 
 def _parse_bool(name: str, value: str) -> bool:
@@ -80,6 +106,8 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
             values["port"] = int(section["port"])
         if "dense" in section:
             values["dense"] = _parse_bool("dense", section["dense"])
+        if "trust_proxy" in section:
+            values["trust_proxy"] = _parse_proxies("trust_proxy", section["trust_proxy"])
     if env.get("KB_CORPUS"):
         values["corpus_dirs"] = tuple(Path(p) for p in env["KB_CORPUS"].split(os.pathsep) if p)
     if env.get("KB_INDEX"):
@@ -90,4 +118,6 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
         values["dense"] = _parse_bool("KB_DENSE", env["KB_DENSE"])
     if env.get("KB_ADMIN_TOKEN"):
         values["admin_token"] = env["KB_ADMIN_TOKEN"]
+    if env.get("KB_TRUST_PROXY"):
+        values["trust_proxy"] = _parse_proxies("KB_TRUST_PROXY", env["KB_TRUST_PROXY"])
     return Settings(**values)

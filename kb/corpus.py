@@ -18,6 +18,8 @@ from kb.types import Document, KNOWN_META_KEYS
 FRONT_MATTER_FENCE = "---"
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
+DOC_ID_MAX_CHARS = 120  # what the /doc/<doc_id> route accepts (web/pages.py builds its pattern from this)
+SLUG_MAX_CHARS = 100  # leaves room for the "-<hash>" assign_doc_ids may add to a colliding id
 
 
 class CorpusError(ValueError):
@@ -83,12 +85,15 @@ def content_hash(text: str) -> str:
 
 
 def slugify(name: str) -> str:
-    """Return a lowercase ASCII slug; non-ASCII names get a short hash so ids stay URL-safe."""
+    """Return a lowercase ASCII slug of at most SLUG_MAX_CHARS; non-ASCII or long names get a short hash
+    so ids stay URL-safe, unique and within DOC_ID_MAX_CHARS."""
     norm = unicodedata.normalize("NFKC", name).lower()
     slug = _SLUG_RE.sub("-", norm).strip("-")
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
     if not slug or any(ord(c) > 127 for c in norm if c.isalnum()):
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
         slug = f"{slug}-{digest}" if slug else f"doc-{digest}"
+    if len(slug) > SLUG_MAX_CHARS:
+        slug = f"{slug[:SLUG_MAX_CHARS - 11].rstrip('-')}-{digest}"
     return slug
 
 

@@ -38,6 +38,7 @@ NUMBER_FIELDS: dict[str, tuple[str, str, bool]] = {
     "years_registered": ("成立年限", "年", False),
 }
 TEXT_FIELDS: dict[str, str] = {"region": "所在地区", "industry": "所属行业", "tier": "梯度层级", "size": "企业规模"}
+MAX_NUMBER = 1e12  # no profile figure is larger; beyond it a number is a typo or a probe
 PROFILE_FIELDS = ("region", "industry", "tier", "size", *NUMBER_FIELDS, "needs")
 SIZES = ("大型", "中型", "小型", "微型")
 # The cultivation ladder, lowest first: a 小巨人 is also a 专精特新 and an innovative SME.
@@ -132,11 +133,13 @@ def parse_profile(obj) -> Profile:
             continue
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             raise ProfileError(f"{name} must be a number, not {type(raw).__name__}", "invalid_type", name)
+        if isinstance(raw, int) and abs(raw) > MAX_NUMBER:  # math.isfinite() of an int past 2**1024 overflows
+            raise ProfileError(f"{name} is out of range (at most {MAX_NUMBER:.0e})", "invalid_value", name)
         if not math.isfinite(raw) or raw < 0:
             raise ProfileError(f"{name} must be a number of 0 or more, not {raw}", "invalid_value", name)
         if name == "rd_share_percent" and raw > 100:
             raise ProfileError(f"{name} is a percentage from 0 to 100, not {raw}", "invalid_value", name)
-        if raw > 1e12:
+        if raw > MAX_NUMBER:
             raise ProfileError(f"{name} is implausibly large: {raw}", "invalid_value", name)
         if integer:
             if raw != int(raw):
@@ -612,6 +615,8 @@ def profile_from_question(question: str, understanding: Understanding) -> Profil
         value = float(raw)
         if name == "revenue_wan_yuan" and m.group(2) == "亿":
             value *= 10000
+        if not value <= MAX_NUMBER:  # out of range (or infinite): not understood, left to the reader
+            continue
         numbers[name] = int(value) if NUMBER_FIELDS[name][2] else value
         described = described.replace(m.group(0), " ")
     needs = [n for n in understanding.needs if n in kinds_in(described) or _need_named(n, described)]

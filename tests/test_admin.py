@@ -181,8 +181,11 @@ def test_repeated_wrong_tokens_are_throttled(admin_app):
     codes = [client.post("/admin/login", data={"csrf_token": csrf, "token": f"guess-{i}"}).status_code
              for i in range(12)]
     assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
-    r = client.post("/admin/login", data={"csrf_token": csrf, "token": TOKEN})
+    r = client.post("/admin/login", data={"csrf_token": csrf, "token": "another-wrong-guess"})
     assert r.status_code == 429 and "5 分钟" in r.get_data(as_text=True)
+    # throttling slows guessing; it never locks out the holder of the right token (issue 15, item 7)
+    r = client.post("/admin/login", data={"csrf_token": csrf, "token": TOKEN})
+    assert r.status_code == 303
 
 
 # ---------------------------------------------------------------- CSRF and origin

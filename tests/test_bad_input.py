@@ -688,3 +688,449 @@ def test_kb_serve_refuses_a_200mb_body_before_reading_it(small, tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+# ================================================================ hardening round two (issue 15)
+# Each case below reproduces one finding of the outside probe; each failed before its fix.
+
+HUGE = "9" * 400  # past 2**1024: float() of it is infinite, and math.isfinite() of the int overflows
+
+
+def _no_constant(name):
+    raise AssertionError(f"the JSON holds {name}, which strict parsers reject")
+
+
+def _served_app(small, **config):
+    """The site as served (TESTING off: an unexpected error becomes a 500 response, not an exception)."""
+    settings = Settings(corpus_dirs=(small["corpus"],), index_dir=small["index"], dense=False)
+    return site_app(settings, KnowledgeBase(settings), TESTING=False, **config)
+
+
+# ---- 1. a very long number in a question
+
+
+@pytest.mark.parametrize("question", [f"我们有{HUGE}人，想贷款", f"我们营收{HUGE}万元，想贷款",
+                                      f"我们成立{HUGE}年了，想贷款", f"我们有{HUGE}件发明专利，能享受什么支持"],
+                         ids=["employees", "revenue", "years", "patents"])
+def test_huge_numbers_in_a_question_are_ignored_and_the_json_stays_strict(small, question):
+    client = _served_app(small).test_client()
+    r = client.get("/api/search", query_string={"q": question})
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    data = json.loads(r.get_data(as_text=True), parse_constant=_no_constant)
+    profile = (data.get("eligibility") or {}).get("profile") or {}
+    for name in ("employees", "revenue_wan_yuan", "years_registered", "patents"):
+        assert profile.get(name) is None, (name, profile.get(name))  # out of range: not understood
+    assert client.get("/search", query_string={"q": question}).status_code == 200
+
+
+def test_json_responses_are_strict_even_for_a_non_finite_number(small):
+    app = _served_app(small)
+    with app.app_context():
+        text = app.json.dumps({"score": float("inf"), "nested": [float("nan")]})
+    assert json.loads(text, parse_constant=_no_constant) == {"score": None, "nested": [None]}
+
+
+# ---- 2. integers of 2**1024 and more in a profile
+
+
+@pytest.mark.parametrize("field", ["employees", "revenue_wan_yuan", "rd_share_percent", "patents",
+                                   "years_registered"])
+def test_eligibility_api_refuses_huge_integers_naming_the_field(small, field):
+    client = _served_app(small).test_client()
+    r = client.post("/api/eligibility", data=f'{{"{field}": {HUGE}}}', content_type="application/json")
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    assert field in r.get_json()["error"]["message"]
+    r = client.post("/api/eligibility", data=f'{{"{field}": -{HUGE}}}', content_type="application/json")
+    assert r.status_code == 400 and field in r.get_json()["error"]["message"]
+
+
+def test_kb_eligible_refuses_a_huge_integer(small, tmp_path):
+    profile = tmp_path / "profile.json"
+    profile.write_text(f'{{"employees": {HUGE}}}', encoding="utf-8")
+    result = _invoke(["eligible", "--profile", str(profile), "--index", str(small["index"])], small["root"])
+    _assert_runner_refusal(result, "huge employees")
+    assert "employees" in result.stderr
+
+
+# ---- 3. url_for's reserved arguments in the query string
+
+RESERVED_ARGS = ["/docs?_method=POST", "/docs?_external=&_scheme=https", "/docs?_external=1",
+                 "/docs?_anchor=x&_scheme=javascript", "/search?q=%E8%B4%B7%E6%AC%BE&_method=PUT",
+                 "/search?q=%E8%B4%B7%E6%AC%BE&_external=1", "/search?q=%E8%B4%B7%E6%AC%BE&_scheme=https&_external=1"]
+
+
+@pytest.mark.parametrize("path", RESERVED_ARGS, ids=[f"reserved{i}" for i in range(len(RESERVED_ARGS))])
+def test_reserved_url_for_arguments_are_ignored(small, path):
+    client = _served_app(small).test_client()
+    r = client.get(path, headers={"Host": "evil.example"})
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    html = r.get_data(as_text=True)
+    assert "evil.example" not in html and "_method" not in html and "_external" not in html
+
+
+def test_page_links_keep_the_parameters_the_page_owns(small):
+    client = _served_app(small).test_client()
+    html = client.get("/docs?level=municipal&status=effective&status=draft&_external=1&junk=1").get_data(as_text=True)
+    links = re.findall(r'href="(/docs\?[^"]*)"', html)
+    assert links and all("level=municipal" in u and "status=effective" in u and "status=draft" in u for u in links)
+    assert not any("junk" in u or "_external" in u for u in links)
+
+
+# ---- 4. policy text that looks like markup is shown as text
+
+MARKUP_DOC = ROOT / "tests" / "data" / "made_up_markup_clauses.md"
+
+
+@pytest.fixture(scope="module")
+def markup_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("markup")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(MARKUP_DOC, corpus / MARKUP_DOC.name)
+    settings = Settings(corpus_dirs=(corpus,), index_dir=root / "index", dense=False)
+    kb = KnowledgeBase(settings)
+    kb.build()
+    return kb, site_app(settings, kb).test_client()
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_document_page_shows_every_character_of_markup_like_text(markup_site):
+    from bs4 import BeautifulSoup
+
+    from test_hostile_docs import dangerous_html
+
+    kb, client = markup_site
+    doc_id = kb.index().documents[0].doc_id
+    r = client.get(f"/doc/{doc_id}")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert dangerous_html(html) == []
+    soup = BeautifulSoup(html, "lxml")
+    for button in soup.select("button, a.permalink"):
+        button.decompose()
+    shown = _squeeze(soup.select_one("div.body").get_text())
+    body = MARKUP_DOC.read_text(encoding="utf-8").split("---", 2)[2]
+    checked = 0
+    for line in body.splitlines():
+        if "条文" not in line:
+            continue
+        if line.startswith("|"):  # a table row: each cell, with the pipe escape undone
+            cells = [c.replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            expected = [_squeeze(c) for c in cells if c.strip()]
+        else:
+            expected = [_squeeze(re.sub(r"^#{1,6}\s+", "", line))]  # a `# ` line is a heading: its words show
+        for text in expected:
+            assert text in shown, f"the page lost characters of: {text}"
+            checked += 1
+    assert checked >= 11
+    assert soup.select("div.body table td") and soup.select("div.body h1, div.body h2, div.body h3")
+
+
+# ---- 5. ids the /doc/ route accepts; README.md uploads
+
+
+def test_a_long_ascii_file_name_gives_a_document_the_page_serves(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    stem = "made-up-" + "very-long-ascii-title-of-a-test-document-" * 4  # 168 characters
+    (corpus / f"{stem}.md").write_text(GOOD_DOC, encoding="utf-8")
+    settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index", dense=False)
+    kb = KnowledgeBase(settings)
+    kb.build()
+    client = site_app(settings, kb).test_client()
+    hits = client.get("/api/search", query_string={"q": "虚构示例坏输入测试办法"}).get_json()["results"]
+    assert hits
+    for hit in hits:
+        assert client.get(hit["url"].split("#")[0]).status_code == 200, hit["url"]
+
+
+@pytest.mark.parametrize("name", ["README.md", "readme.md", "Readme.md"])
+def test_admin_upload_of_a_readme_is_listed_and_removable(admin, name):
+    client, csrf = admin["client"], admin["csrf"]
+    doc = GOOD_DOC.replace("虚构示例坏输入测试办法", "虚构示例自述文件测试办法")
+    r = client.post("/admin/upload", data={"csrf_token": csrf, "files": [(io.BytesIO(doc.encode()), name)]},
+                    content_type="multipart/form-data", headers={"Accept": "application/json"})
+    if r.status_code == 400:  # refused with a message: also acceptable
+        assert "README" in r.get_json()["error"]["message"]
+        return
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    commit = client.post(r.get_json()["commit_url"], data={"csrf_token": csrf}, headers={"Accept": "application/json"})
+    assert commit.status_code == 200, commit.get_data(as_text=True)[:300]
+    written = [Path(p) for p in commit.get_json()["written"]]
+    listed = client.get("/admin/documents", headers={"Accept": "application/json"}).get_json()["documents"]
+    mine = [d for d in listed if d["title"] == "虚构示例自述文件测试办法"]
+    assert mine and Path(mine[0]["file"]) == written[0], (written, [d["file"] for d in listed])
+    r = client.post(f"/admin/documents/{mine[0]['doc_id']}/remove", data={"csrf_token": csrf, "confirm": "yes"},
+                    headers={"Accept": "application/json"})
+    assert r.status_code == 200 and not written[0].exists()
+    shutil.rmtree(admin["corpus"] / ".trash")  # the fixture checks the corpus is as it was
+
+
+# ---- 6-9. the admin's session, lockout, next= and state shared by workers
+
+
+def _login_client(app, token: str = ADMIN_TOKEN, **headers):
+    client = app.test_client()
+    page = client.get("/admin/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post("/admin/login", data={"csrf_token": csrf, "token": token}, headers=headers)
+    return client, r
+
+
+def _admin_apps(tmp_path, small, n: int = 1, **config):
+    """`n` apps over one corpus and index, as `kb serve --workers n` makes them (no pending folder configured)."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    if not corpus.exists():
+        shutil.copytree(small["corpus"], corpus)
+        shutil.copytree(small["index"], index)
+    settings = Settings(corpus_dirs=(corpus,), index_dir=index, dense=False, admin_token=ADMIN_TOKEN,
+                        **config.pop("settings", {}))
+    return [site_app(settings, KnowledgeBase(settings), **config) for _ in range(n)]
+
+
+def test_logout_revokes_a_copied_session_cookie(tmp_path, small):
+    (app,) = _admin_apps(tmp_path, small)
+    client, r = _login_client(app)
+    assert r.status_code == 303
+    page = client.get("/admin/upload").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    copied = client.get_cookie("session").value
+    assert client.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/admin/documents").status_code == 302
+    assert thief.get("/admin/build/status.json").status_code == 401
+    r = thief.post("/admin/build", data={"csrf_token": csrf})
+    assert r.status_code == 401
+    assert thief.get("/admin/build/status.json",
+                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_json()["state"] == "idle"
+
+
+@pytest.mark.parametrize("token", ["a", "short-token-123", "x" * 23])
+def test_a_short_admin_token_is_refused_at_start(small, tmp_path, token):
+    from kb.config import ConfigError
+    from web import create_app
+
+    settings = Settings(corpus_dirs=(small["corpus"],), index_dir=small["index"], dense=False, admin_token=token)
+    with pytest.raises(ConfigError, match="token_urlsafe"):
+        create_app(settings=settings, kb=KnowledgeBase(settings))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(small["index"]), "--port",
+                             str(port)], env=_clean_env(KB_ADMIN_TOKEN=token), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"kb serve started with the {len(token)}-character token {token!r}") from None
+    _assert_clean_refusal(proc.returncode, stdout.decode(), stderr.decode(), "short token")
+    assert "KB_ADMIN_TOKEN" in stderr.decode() and "token_urlsafe" in stderr.decode()
+
+
+def test_failed_logins_are_throttled_but_the_right_token_still_works(tmp_path, small):
+    (app,) = _admin_apps(tmp_path, small)
+    codes = [_login_client(app, f"wrong-guess-{i}-xxxxxxxxxxxxxxxx")[1].status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    client, r = _login_client(app)
+    assert r.status_code == 303 and client.get("/admin/documents").status_code == 200
+    r = app.test_client().get("/admin/documents", headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
+                                                           "Accept": "application/json"})
+    assert r.status_code == 200
+
+
+def test_failed_logins_count_across_workers(tmp_path, small):
+    one, two = _admin_apps(tmp_path, small, 2)
+    codes = [_login_client(app, f"wrong-guess-{i}-xxxxxxxxxxxxxxxx")[1].status_code
+             for i, app in enumerate([one, two] * 5)]
+    assert codes == [401] * 10
+    assert _login_client(two, "one-more-wrong-guess-xxxxxxxxxx")[1].status_code == 429
+    assert _login_client(one, "one-more-wrong-guess-xxxxxxxxxx")[1].status_code == 429
+
+
+def test_a_trusted_proxy_gives_each_client_its_own_count(tmp_path, small):
+    (app,) = _admin_apps(tmp_path, small, settings={"trust_proxy": 1})
+    for i in range(10):
+        _login_client(app, f"wrong-{i}-xxxxxxxxxxxxxxxxxxxxxxxx", **{"X-Forwarded-For": "203.0.113.7"})
+    assert _login_client(app, "wrong-xxxxxxxxxxxxxxxxxxxxxxxxxx", **{"X-Forwarded-For": "203.0.113.7"})[1] \
+        .status_code == 429
+    assert _login_client(app, "wrong-xxxxxxxxxxxxxxxxxxxxxxxxxx", **{"X-Forwarded-For": "198.51.100.9"})[1] \
+        .status_code == 401
+    (untrusting,) = _admin_apps(tmp_path / "b", small)  # by default the header is not believed
+    for i in range(10):
+        _login_client(untrusting, f"wrong-{i}-xxxxxxxxxxxxxxxxxxxxxxxx", **{"X-Forwarded-For": f"203.0.113.{i}"})
+    assert _login_client(untrusting, "wrong-xxxxxxxxxxxxxxxxxxxxxxxxxx", **{"X-Forwarded-For": "198.51.100.9"})[1] \
+        .status_code == 429
+
+
+@pytest.mark.parametrize("next_url", ["/admin/%0d%0aSet-Cookie:%20x=1", "/admin/documents%0aX:1", "/admin/%00",
+                                      "/admin/%09x", "/admin/%E2%80%A8x"])
+def test_next_with_control_characters_is_refused_as_unsafe(tmp_path, small, next_url):
+    (app,) = _admin_apps(tmp_path, small)
+    anonymous = app.test_client()
+    r = anonymous.get("/admin/login?next=" + next_url)
+    assert r.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.get_data(as_text=True)).group(1)
+    r = anonymous.post("/admin/login?next=" + next_url, data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/"
+    r = anonymous.get("/admin/login?next=" + next_url)  # now logged in: a redirect
+    assert r.status_code == 302 and r.headers["Location"] == "/admin/"
+
+
+def test_pending_uploads_and_build_status_are_shared_by_workers(tmp_path, small):
+    one, two = _admin_apps(tmp_path, small, 2)
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"}
+    a, b = one.test_client(), two.test_client()
+    r = a.post("/admin/upload", data={"files": [(io.BytesIO(GOOD_DOC.encode()), "made-up.md")]},
+               content_type="multipart/form-data", headers=bearer)
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    pending = r.get_json()["pending"]
+    assert b.get(f"/admin/pending/{pending}", headers=bearer).status_code == 200
+    assert b.post(f"/admin/pending/{pending}/cancel", headers=bearer).status_code == 200
+    assert a.get(f"/admin/pending/{pending}", headers=bearer).status_code == 404
+    r = a.post("/admin/build", headers=bearer)
+    assert r.status_code == 202, r.get_data(as_text=True)[:300]
+    job = r.get_json()["job_id"]
+    deadline = time.monotonic() + 120
+    while True:
+        status = b.get("/admin/build/status.json", headers=bearer).get_json()
+        assert status.get("job_id") == job, status
+        if not status["running"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status["state"] in ("done", "up_to_date")
+    assert a.get("/admin/build/status.json", headers=bearer).get_json() == status
+
+
+# ---- 10. .docx conversion bounded, uploads converted in a worker that can be stopped, SIGTERM, --overwrite
+
+
+def _docx_with_paragraphs(n: int, text: str = "虚构示例段落") -> bytes:
+    """A made-up .docx whose body is `n` short paragraphs (XML written directly: python-docx would take minutes)."""
+    source = zipfile.ZipFile(io.BytesIO(_docx_bytes()))
+    members = {}
+    for item in source.infolist():
+        data = source.read(item.filename)
+        if item.filename == "word/document.xml":
+            head, rest = data.split(b"<w:body>", 1)
+            tail = rest[rest.index(b"<w:sectPr"):]
+            para = f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>".encode()
+            data = head + b"<w:body>" + para * n + tail
+        members[item.filename] = data
+    return _zip_bytes(members)
+
+
+def test_add_refuses_a_docx_with_too_many_paragraphs(small, tmp_path):
+    from kb.ingest.docx import MAX_PARAGRAPHS
+
+    path = tmp_path / "many.docx"
+    path.write_bytes(_docx_with_paragraphs(MAX_PARAGRAPHS + 1))
+    before = tree_digest(small["corpus"], small["index"])
+    result = _invoke(["add", str(path), "--corpus", str(small["corpus"])], small["root"])
+    _assert_runner_refusal(result, "too many paragraphs")
+    assert "paragraphs" in result.stderr
+    assert tree_digest(small["corpus"], small["index"]) == before
+
+
+def test_docx_conversion_has_a_time_budget(monkeypatch):
+    from kb.ingest import IngestError
+    from kb.ingest import docx as docx_reader
+
+    monkeypatch.setattr(docx_reader, "TIME_BUDGET_SECONDS", 0.0)
+    with pytest.raises(IngestError, match="seconds"):
+        docx_reader.read_docx(_docx_with_paragraphs(50), "slow.docx")
+
+
+def test_docx_style_lookups_are_cached(monkeypatch):
+    """python-docx looks a style up in styles.xml on every call; the reader asks once per style."""
+    from docx.parts.document import DocumentPart
+
+    from kb.ingest.docx import read_docx
+
+    calls = []
+    real = DocumentPart.get_style
+    monkeypatch.setattr(DocumentPart, "get_style", lambda self, *a: calls.append(a) or real(self, *a))
+    extraction = read_docx(_docx_bytes(), "made-up.docx")
+    assert extraction.body.count("本条为虚构示例") == 120
+    assert 0 < len(calls) <= 4, len(calls)
+
+
+def test_admin_upload_conversion_is_stopped_past_its_budget(tmp_path, small):
+    (app,) = _admin_apps(tmp_path, small, KB_ADMIN_CONVERT_SECONDS=0.05)  # less than a process takes to start
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"}
+    client = app.test_client()
+    r = client.post("/admin/upload", data={"files": [(io.BytesIO(_docx_bytes()), "made-up.docx")]},
+                    content_type="multipart/form-data", headers=bearer)
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    assert "秒" in r.get_json()["error"]["message"]
+    app.config["KB_ADMIN_CONVERT_SECONDS"] = 60
+    r = client.post("/admin/upload", data={"files": [(io.BytesIO(_docx_bytes()), "made-up.docx")]},
+                    content_type="multipart/form-data", headers=bearer)
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []  # every conversion process was reaped
+
+
+def _multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = "made-up-boundary-7c1"
+    parts = []
+    for name, (filename, data) in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                     "Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_sigterm_of_kb_serve_removes_pending_uploads(small, tmp_path):
+    import urllib.request
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(small["corpus"], corpus)
+    shutil.copytree(small["index"], index)
+    (tmp_path / "tmp").mkdir()
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(index), "--corpus",
+                               str(corpus), "--port", str(port)],
+                              env=_clean_env(KB_ADMIN_TOKEN=ADMIN_TOKEN, TMPDIR=str(tmp_path / "tmp")), cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()[-2000:]
+                time.sleep(0.2)
+        body, content_type = _multipart({"files": ("made-up.md", GOOD_DOC.encode())})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/upload", data=body, method="POST", headers={
+            "Content-Type": content_type, "Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.status == 201
+        assert list(tmp_path.rglob("pending.json")), "the upload was kept somewhere else"
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert list(tmp_path.rglob("pending.json")) == []
+
+
+def test_add_overwrite_keeps_the_old_file_in_the_trash(small, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    source = tmp_path / "made-up.md"
+    source.write_text(GOOD_DOC, encoding="utf-8")
+    assert _invoke(["add", str(source), "--corpus", str(corpus)], tmp_path).exit_code == 0
+    (written,) = corpus.glob("*.md")
+    old = written.read_bytes()
+    source.write_text(GOOD_DOC + "第二条 本条为虚构示例的修改。\n", encoding="utf-8")
+    result = _invoke(["add", str(source), "--corpus", str(corpus), "--overwrite"], tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert written.read_bytes() != old
+    assert [p.read_bytes() for p in (corpus / ".trash").glob("*.md")] == [old]

@@ -568,7 +568,9 @@ def test_write_to_corpus(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == result.doc_text
     write_to_corpus(other, corpus, overwrite=True)
     assert "status: effective" in target.read_text(encoding="utf-8")
-    assert sorted(os.listdir(corpus)) == [target.name]  # no temporary files left behind
+    assert sorted(os.listdir(corpus)) == [".trash", target.name]  # no temporary files left behind
+    (kept,) = (corpus / ".trash").iterdir()  # the replaced text is kept, as `remove` keeps it
+    assert kept.read_text(encoding="utf-8") == result.doc_text
 
 
 # ---------------------------------------------------------------- command

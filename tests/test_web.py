@@ -74,7 +74,9 @@ def test_document_markdown_is_sanitised(tmp_path):
     from web.pages import render_clause_markdown
 
     html = str(render_clause_markdown('<script>alert(1)</script>[x](javascript:alert(1))<img src=x onerror=alert(1)>'))
-    assert "<script" not in html and "javascript:" not in html and "onerror" not in html
+    # shown as text (escaped), never as markup: no element, no link
+    assert "<script" not in html and "<img" not in html and "<a" not in html and "href" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;[x](javascript:alert(1))" in html
     assert "<ol>" not in str(render_clause_markdown("1. 三大基本原则"))
 
 

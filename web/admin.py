@@ -8,7 +8,6 @@ Every POST from a session carries the session's CSRF token and must not come fro
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import hmac
 import io
@@ -17,11 +16,9 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 import zipfile
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,13 +28,17 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
 from flask.sessions import SecureCookieSession
 from werkzeug.exceptions import HTTPException
 
-from kb.corpus import CorpusError, assign_doc_ids, list_corpus_files, read_document
+from kb.config import check_admin_token
+from kb.corpus import DOC_ID_MAX_CHARS, CorpusError, assign_doc_ids, list_corpus_files, read_document
 from kb.index import BuildBusy, IndexMismatch, IndexMissing, read_current
-from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, ingest_bytes, write_to_corpus
+from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, write_to_corpus
 # The same rules as `kb add`: which fields describe one document only, and the same-source check.
 from kb.ingest.command import PER_FILE_KEYS, same_source
-from kb.ingest.pipeline import clean_overrides
+from kb.ingest.isolated import DEFAULT_SECONDS as DEFAULT_CONVERT_SECONDS
+from kb.ingest.isolated import ConversionStopped, ingest_bytes_isolated
+from kb.ingest.pipeline import clean_overrides, keep_in_trash
 from kb.types import LEVELS, STATUSES
+from web.admin_state import SharedState, default_state_dir
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -47,6 +48,7 @@ PENDING_SECONDS = 24 * 3600
 BODY_PREVIEW_LINES = 40
 LOGIN_FAILURES_ALLOWED = 10  # per client address within LOGIN_WINDOW_SECONDS
 LOGIN_WINDOW_SECONDS = 300
+TOO_MANY_FAILURES = "错误的令牌尝试次数过多，请 5 分钟后再试（正确的令牌仍可登录）。"
 FORM_FIELDS = ("title", "issuer", "doc_no", "level", "region", "doc_type", "published", "valid_from",
                "valid_until", "status", "source")
 FIELD_LABELS = {
@@ -61,7 +63,7 @@ STAGE_LABELS = {"parse": "解析条款", "segment": "分词", "embed": "计算�
 STATE_LABELS = {"idle": "本次运行以来还没有重建", "starting": "正在启动", "running": "正在重建",
                 "done": "重建完成，新索引已发布", "up_to_date": "索引已是最新，无需重建", "failed": "重建失败"}
 _PENDING_ID = re.compile(r"^[0-9a-f]{32}$")
-_DOC_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,200}$")
+_DOC_ID = re.compile(rf"^[a-z0-9][a-z0-9\-]{{0,{DOC_ID_MAX_CHARS - 1}}}$")
 # Leading bytes of formats that are never a text document, whatever the file is called.
 _BINARY_MAGIC = (
     (b"%PDF-", "PDF 文件"),
@@ -84,7 +86,11 @@ _TEXT_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 @dataclass
 class BuildJob:
-    """One background rebuild: its progress and outcome (read by the status page and JSON)."""
+    """One background rebuild: its progress and outcome (read by the status page and JSON).
+
+    The job is recorded in the shared state folder on every change, so every worker process
+    shows the same status; only the process that runs it holds the live object.
+    """
 
     job_id: str
     started: float = field(default_factory=time.time)
@@ -96,16 +102,51 @@ class BuildJob:
     message: str = ""
     busy: bool = False
     report: dict | None = None
+    pid: int = field(default_factory=os.getpid)
+    shared: object = field(default=None, repr=False)  # the SharedState it is recorded in
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
+    _saved: float = field(default=0.0, repr=False)
+
+    RECORD_FIELDS = ("job_id", "started", "state", "stage", "done", "total", "finished", "message", "busy", "report",
+                     "pid")
 
     @property
     def running(self) -> bool:
         return self.state in ("starting", "running")
 
+    @classmethod
+    def from_record(cls, record: dict) -> "BuildJob":
+        """Return the job a record describes; a running job whose process is gone is shown as interrupted."""
+        job = cls(**{k: record[k] for k in cls.RECORD_FIELDS if k in record})
+        if job.running and not _process_alive(job.pid):
+            job.state, job.finished = "failed", job.finished or time.time()
+            job.message = "重建被中断（运行它的服务进程已退出），请重新开始重建。"
+        return job
+
+    def record(self) -> dict:
+        return {k: getattr(self, k) for k in self.RECORD_FIELDS}
+
+    def save(self, force: bool = True) -> None:
+        """Record the job for every worker (progress at most a few times a second)."""
+        if self.shared is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._saved < 0.5:
+            return
+        self._saved = now
+        with self._lock:
+            record = self.record()
+        try:
+            self.shared.write_build(record)
+        except OSError:  # the status is a convenience: a full disk must not stop the build
+            pass
+
     def progress(self, stage: str, done: int, total: int) -> None:
         with self._lock:
+            changed = stage != self.stage or self.state != "running"
             self.state, self.stage, self.done, self.total = "running", stage, done, total
+        self.save(force=changed or done == total)
         self._settled.set()
 
     def run(self, kb, logger) -> None:
@@ -132,6 +173,7 @@ class BuildJob:
         with self._lock:
             self.state, self.message, self.busy, self.report = state, message, busy, report
             self.finished = time.time()
+        self.save()
         self._settled.set()
 
     def wait_settled(self, seconds: float) -> None:
@@ -152,45 +194,57 @@ class BuildJob:
             }
 
 
-class AdminState:
-    """What the admin pages keep in memory: the build job, pending uploads folder, login failures."""
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
-    def __init__(self, pending_dir: Path | None) -> None:
+
+class AdminState:
+    """The admin's state: shared by every worker on disk (SharedState), plus the build this process runs."""
+
+    def __init__(self, shared: SharedState) -> None:
         self._lock = threading.Lock()
-        self.job: BuildJob | None = None
-        self._pending_dir = pending_dir
-        self._failures: dict[str, deque] = {}
+        self.shared = shared
+        self._local_job: BuildJob | None = None
 
     def pending_dir(self) -> Path:
-        with self._lock:
-            if self._pending_dir is None:
-                folder = Path(tempfile.mkdtemp(prefix="kb-admin-pending-"))  # private: mode 0700
-                atexit.register(shutil.rmtree, folder, True)
-                self._pending_dir = folder
-            self._pending_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return self._pending_dir
+        return self.shared.pending_dir()
+
+    @property
+    def job(self) -> BuildJob | None:
+        """The last rebuild any worker started (the live object when this process runs it)."""
+        record = self.shared.read_build()
+        if record is None:
+            return None
+        local = self._local_job
+        if local is not None and local.job_id == record.get("job_id"):
+            return local
+        return BuildJob.from_record(record)
 
     def start_build(self, kb, logger) -> tuple[BuildJob, bool]:
-        """Start a rebuild thread unless one runs; returns (job, started)."""
-        with self._lock:
-            if self.job is not None and self.job.running:
-                return self.job, False
-            job = BuildJob(job_id=secrets.token_hex(6))
-            self.job = job
+        """Start a rebuild thread unless one runs in any worker; returns (job, started)."""
+        with self._lock, self.shared.build_lock():
+            current = self.job
+            if current is not None and current.running:
+                return current, False
+            job = BuildJob(job_id=secrets.token_hex(6), shared=self.shared)
+            job.save()
+            self._local_job = job
         threading.Thread(target=job.run, args=(kb, logger), daemon=True, name="kb-admin-build").start()
         return job, True
 
-    def too_many_failures(self, who: str) -> bool:
-        with self._lock:
-            seen = self._failures.get(who)
-            now = time.monotonic()
-            while seen and now - seen[0] > LOGIN_WINDOW_SECONDS:
-                seen.popleft()
-            return bool(seen) and len(seen) >= LOGIN_FAILURES_ALLOWED
+    def throttled(self, who: str) -> bool:
+        """True when `who` sent too many wrong tokens lately (a right token is still accepted)."""
+        return self.shared.failures(who, LOGIN_WINDOW_SECONDS) >= LOGIN_FAILURES_ALLOWED
 
-    def record_failure(self, who: str) -> None:
-        with self._lock:
-            self._failures.setdefault(who, deque()).append(time.monotonic())
+    def record_failure(self, who: str) -> bool:
+        """Count a wrong token from `who`; return True when it is over the limit (answer 429, not 401)."""
+        return self.shared.record_failure(who, LOGIN_WINDOW_SECONDS) >= LOGIN_FAILURES_ALLOWED
 
 
 def _derive(token: str, label: str) -> bytes:
@@ -207,8 +261,10 @@ def _setup(state) -> None:
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    check_admin_token(token)  # refuse to start with a guessable token
     pending = app.config.get("KB_ADMIN_PENDING_DIR")
-    app.extensions["kb_admin"] = AdminState(Path(pending) if pending else None)
+    folder = app.config.get("KB_ADMIN_STATE_DIR") or default_state_dir(Path(settings.index_dir))
+    app.extensions["kb_admin"] = AdminState(SharedState(Path(folder), Path(pending) if pending else None))
 
 
 def _state() -> AdminState:
@@ -277,10 +333,12 @@ def _client() -> str:
 
 def _session_ok() -> bool:
     flag = session.get("kb_admin")
-    if not isinstance(flag, dict) or not isinstance(flag.get("at"), (int, float)):
+    if not isinstance(flag, dict) or not isinstance(flag.get("at"), (int, float)) \
+            or not isinstance(flag.get("sid"), str):
         return False
     return hmac.compare_digest(str(flag.get("mark", "")), _session_mark()) and \
-        0 <= time.time() - flag["at"] < SESSION_SECONDS
+        0 <= time.time() - flag["at"] < SESSION_SECONDS and \
+        _state().shared.session_alive(flag["sid"], SESSION_SECONDS)  # revoked on logout, in every worker
 
 
 def _cross_origin() -> str:
@@ -307,11 +365,10 @@ def _guard():
     g.admin_via = None
     auth = request.headers.get("Authorization")
     if auth is not None:
-        if _state().too_many_failures(_client()):
-            abort(429, description="错误的令牌尝试次数过多，请 5 分钟后再试。")
         scheme, _, credential = auth.partition(" ")
         if scheme.lower() != "bearer" or not _token_ok(credential.strip()):
-            _state().record_failure(_client())
+            if _state().record_failure(_client()):
+                abort(429, description=TOO_MANY_FAILURES)
             abort(401, description="Authorization 头中的管理令牌不正确（应为 Bearer <令牌>）。")
         g.admin_via = "bearer"
     elif _session_ok():
@@ -386,7 +443,9 @@ def _unexpected(exc: Exception):
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    # control characters (CR/LF would split the Location header) and Unicode line separators: unsafe
+    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target \
+            and target.isprintable() and " " not in target:
         return target
     return url_for("admin.index")
 
@@ -399,20 +458,24 @@ def login():
         if g.admin_via is not None:
             return redirect(next_url)
         return render_template("admin/login.html", next=next_url, error=None, logged_in=False)
-    if _state().too_many_failures(_client()):
-        abort(429, description="错误的令牌尝试次数过多，请 5 分钟后再试。")
-    if not _token_ok(request.form.get("token", "").strip()):
-        _state().record_failure(_client())
+    if not _token_ok(request.form.get("token", "").strip()):  # the right token is never refused
+        if _state().record_failure(_client()):
+            abort(429, description=TOO_MANY_FAILURES)
         return render_template("admin/login.html", next=next_url, error="令牌不正确。", logged_in=False), 401
     session.clear()  # a new session on login: nothing chosen before it carries over
-    session["kb_admin"] = {"mark": _session_mark(), "at": time.time()}
+    sid = secrets.token_urlsafe(24)
+    _state().shared.add_session(sid, SESSION_SECONDS)
+    session["kb_admin"] = {"mark": _session_mark(), "at": time.time(), "sid": sid}
     session["kb_csrf"] = secrets.token_urlsafe(32)
     return redirect(next_url, code=303)
 
 
 @bp.post("/logout")
 def logout():
-    """Forget the session."""
+    """End the session: revoked on the server too, so a copy of the cookie no longer works."""
+    flag = session.get("kb_admin")
+    if isinstance(flag, dict) and isinstance(flag.get("sid"), str):
+        _state().shared.drop_session(flag["sid"])
     session.clear()
     return redirect(url_for("admin.login"), code=303)
 
@@ -537,10 +600,16 @@ def upload():
         if problem:
             errors.append(problem)
             continue
-        try:
-            results.append(ingest_bytes(data, name, overrides, max_bytes=limit))
+        seconds = float(current_app.config.get("KB_ADMIN_CONVERT_SECONDS") or DEFAULT_CONVERT_SECONDS)
+        try:  # in a child process that is stopped past its budget: one file cannot hold the server
+            results.append(ingest_bytes_isolated(data, name, overrides, max_bytes=limit, seconds=seconds))
+        except ConversionStopped:
+            errors.append(f"{name}：转换超过 {seconds:g} 秒仍未完成，已停止（文件可能过大或结构异常）。")
         except IngestError as exc:
             errors.append(str(exc))
+        except RuntimeError as exc:  # a bug in a reader: log it, refuse this file, keep serving
+            current_app.logger.error("converting an upload failed: %s", exc)
+            errors.append(f"{name}：转换时出现程序错误（详情见服务器日志）。")
     targets: dict[str, str] = {}
     for result in results:
         previous = targets.setdefault(result.suggested_name, str(result.source))
@@ -796,23 +865,9 @@ def remove(doc_id: str):
 
 def _move_to_trash(path: Path) -> Path:
     """Move `path` into `.trash/` beside it under a name that never replaces an earlier one."""
-    trash = path.parent / ".trash"
-    trash.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        target = trash / f"{path.stem}.{stamp}{'' if n == 0 else f'-{n}'}{path.suffix}"
-        try:
-            os.link(path, target)  # fails if the name is taken: nothing is overwritten
-        except FileExistsError:
-            continue
-        except OSError:  # no hard links on this file system
-            if target.exists():
-                continue
-            os.rename(path, target)
-            return target
-        os.unlink(path)
-        return target
-    raise OSError(f"no free name in {trash}")
+    target = keep_in_trash(path)
+    os.unlink(path)
+    return target
 
 
 # ---------------------------------------------------------------- rebuild

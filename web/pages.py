@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-import markdown
-import nh3
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from markupsafe import Markup, escape
 
+from kb.corpus import DOC_ID_MAX_CHARS
 from kb.index import IndexMismatch, IndexMissing, KnowledgeIndex
 from kb.refs import ReferenceResolver, find_references
 from kb.search import QueryError
@@ -27,9 +26,30 @@ STATUS_LABELS = {
 }
 EXTRA_META_LABELS = {"interprets": "解读对象", "source_note": "说明", "license": "版权", "doc_type": "类型"}
 LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
-_DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,120}$")
-_MD_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
-            "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "code", "pre", "hr", "a", "sup", "sub"}
+_DOC_ID_RE = re.compile(rf"^[a-z0-9][a-z0-9\-]{{0,{DOC_ID_MAX_CHARS - 1}}}$")
+
+# The query parameters each page owns: links rebuilt from the request carry these and nothing else
+# (never **request.args into url_for, whose _external, _scheme, _method and _anchor are its own).
+OWNED_PARAMS = {
+    "pages.search": ("q", "k", "mode", "level", "region", "issuer", "doc_type", "status", "year_from", "year_to",
+                     "active_only", "expand"),
+    "pages.documents": ("level", "region", "issuer", "doc_type", "status", "year_from", "year_to", "active_only",
+                        "sort", "order"),
+}
+
+
+def page_link(endpoint: str, **changes) -> str:
+    """Return the URL of `endpoint` with the request's own parameters of that page, `changes` applied."""
+    params: dict[str, list[str]] = {}
+    for name in OWNED_PARAMS[endpoint]:
+        values = [v for v in request.args.getlist(name) if v]
+        if values:
+            params[name] = values
+    for name, value in changes.items():
+        if name not in OWNED_PARAMS[endpoint]:
+            raise ValueError(f"{endpoint} has no parameter {name!r}")  # a template bug, not user input
+        params[name] = [str(value)]
+    return url_for(endpoint, **params)
 
 
 def status_label(status: str) -> str:
@@ -53,7 +73,9 @@ def highlight(text: str, terms) -> Markup:
     return Markup("").join(out)
 
 
-_LIST_LIKE = re.compile(r"^(\s*)(\d+)([.)])")
+_MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")  # the corpus format's `#` headings (kb/structure.py)
+_TABLE_RULE = re.compile(r"^\s*\|?(?:\s*:?-+:?\s*\|)*\s*:?-+:?\s*\|?\s*$")  # | --- | :---: |
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
 
 
 def _cached(index: KnowledgeIndex, name: str, factory):
@@ -77,43 +99,69 @@ def citation_text(doc: Document, clause: Clause) -> str:
     return f"{title}{doc_no}{path}{'：' if path else ''}{clause.text}"
 
 
-def _link_references(text: str, resolve, self_id: str) -> str:
-    """Turn 《titles》 of documents in the knowledge base into Markdown links."""
+def _inline(text: str, resolve, self_id: str) -> Markup:
+    """Return `text` escaped, with 《titles》 of other documents in the knowledge base made links."""
     out, pos = [], 0
-    for ref in find_references(text):
-        doc_id = resolve(ref.title)
-        if doc_id and doc_id != self_id:
-            out.append(text[pos:ref.start])
-            out.append(f"[《{ref.title}》](/doc/{doc_id})")
-            pos = ref.end
-    out.append(text[pos:])
-    return "".join(out)
+    if resolve:
+        for ref in find_references(text):
+            doc_id = resolve(ref.title)
+            if doc_id and doc_id != self_id:
+                out.append(escape(text[pos:ref.start]))
+                out.append(Markup('<a href="/doc/{}">《{}》</a>').format(doc_id, ref.title))
+                pos = ref.end
+    out.append(escape(text[pos:]))
+    return Markup("").join(out)
+
+
+def _table_cells(line: str) -> list[str]:
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return [cell.strip().replace("\\|", "|") for cell in _CELL_SPLIT.split(line)]
+
+
+def _table_html(rows: list[str], resolve, self_id: str) -> Markup:
+    head, body = _table_cells(rows[0]), [_table_cells(r) for r in rows[2:]]
+    cell = lambda tag, text: Markup("<{0}>{1}</{0}>").format(tag, _inline(text, resolve, self_id))  # noqa: E731
+    html = Markup("<table><thead><tr>") + Markup("").join(cell("th", c) for c in head) + Markup("</tr></thead>")
+    if body:
+        html += Markup("<tbody>") + Markup("").join(
+            Markup("<tr>") + Markup("").join(cell("td", c) for c in row) + Markup("</tr>") for row in body) \
+            + Markup("</tbody>")
+    return html + Markup("</table>")
 
 
 def render_clause_markdown(text: str, resolve=None, self_id: str = "") -> Markup:
-    """Render a clause's Markdown to sanitised HTML, one paragraph per source line.
+    """Render a clause as HTML that shows every character of its text.
 
-    Policy text numbers its own clauses ("1. 三大基本原则"), so those lines are not
-    turned into Markdown lists; tables and `#` headings still render.
+    The text is escaped, never interpreted: the only markup is the structure this function
+    makes itself, a paragraph per source line, a heading per `# ` line, a table per Markdown
+    pipe table (header, `---` rule, rows), and links for 《titles》 in the knowledge base.
     """
-    blocks: list[str] = []
-    table: list[str] = []
-    for line in text.split("\n"):
+    blocks: list[Markup] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
         if line.lstrip().startswith("|"):
-            table.append(line)
+            j = i
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                j += 1
+            rows = lines[i:j]
+            if len(rows) >= 2 and _TABLE_RULE.match(rows[1]):
+                blocks.append(_table_html(rows, resolve, self_id))
+            else:
+                blocks.extend(Markup("<p>{}</p>").format(_inline(r, resolve, self_id)) for r in rows if r.strip())
+            i = j
             continue
-        if table:
-            blocks.append("\n".join(table))
-            table = []
-        if line.strip():
-            line = _LIST_LIKE.sub(r"\1\2\\\3", line)
-            blocks.append(_link_references(line, resolve, self_id) if resolve else line)
-    if table:
-        blocks.append("\n".join(table))
-    html = markdown.markdown("\n\n".join(blocks), extensions=["tables"], output_format="html")
-    clean = nh3.clean(html, tags=_MD_TAGS, attributes={"a": {"href", "title"}, "th": {"align"}, "td": {"align"}},
-                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
-    return Markup(clean)
+        heading = _MD_HEADING.match(line)
+        if heading:
+            level = len(heading.group(1))
+            blocks.append(Markup("<h{0}>{1}</h{0}>").format(level, _inline(heading.group(2), resolve, self_id)))
+        elif line.strip():
+            blocks.append(Markup("<p>{}</p>").format(_inline(line, resolve, self_id)))
+        i += 1
+    return Markup("\n").join(blocks)
 
 
 def _kb():

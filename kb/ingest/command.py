@@ -29,7 +29,7 @@ _SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
 @click.option("--status", help="effective, draft, expired, superseded, repealed or interpretation.")
 @click.option("--doc-type", "doc_type", help="Kind of document, e.g. 通知, 办法, 政策解读.")
 @click.option("--source", help="Where the document was published (URL) (one FILE only).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing corpus file with different content.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing corpus file with different content (the old one is kept in .trash/).")
 @click.option("--dry-run", "dry_run", is_flag=True, help="Convert and report, but write nothing.")
 @click.pass_context
 def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, overwrite: bool, dry_run: bool,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
+import zlib
 
 from kb.ingest.base import Extraction, IngestError
 from kb.ingest.normalize import join_inline, markdown_table
@@ -21,6 +23,22 @@ _VISIBLE_NUMBER = re.compile(
 
 
 MAX_UNPACKED_BYTES = 100 * 2**20  # a .docx whose parts inflate past this is refused (a zip bomb)
+MAX_PARAGRAPHS = 50_000  # far above any policy document; 95 MB of one-word paragraphs is not a document
+TIME_BUDGET_SECONDS = 60.0  # a conversion that takes longer is stopped
+
+
+def _count_paragraphs(data: bytes) -> int:
+    """Return how many paragraph tags word/document.xml holds, reading it as a stream (0 when it is absent)."""
+    count, tail = 0, b""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package, package.open("word/document.xml") as part:
+            while chunk := part.read(1 << 20):
+                window = tail + chunk
+                count += window.count(b"<w:p>") + window.count(b"<w:p ")
+                tail = window[-4:]  # a tag cut by the chunk boundary is counted in the next window only
+    except (KeyError, zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error):
+        return 0  # python-docx reports what is wrong with the package
+    return count
 
 
 def _open(data: bytes, name: str):
@@ -38,17 +56,33 @@ def _open(data: bytes, name: str):
     if unpacked > MAX_UNPACKED_BYTES:
         raise IngestError(f"{name}: the .docx unpacks to {unpacked // 2**20} MB, over the limit of "
                           f"{MAX_UNPACKED_BYTES // 2**20} MB")
+    paragraphs = _count_paragraphs(data)  # before parsing: a million tiny paragraphs take a gigabyte of XML tree
+    if paragraphs > MAX_PARAGRAPHS:
+        raise IngestError(f"{name}: the .docx has {paragraphs} paragraphs, over the limit of {MAX_PARAGRAPHS}")
     try:
         return docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises many types on a damaged package
         raise IngestError(f"{name}: cannot read as .docx ({type(exc).__name__}: {exc})") from exc
 
 
-def _style_name(paragraph) -> str:
-    try:
-        return paragraph.style.name or ""
-    except Exception:  # a style id missing from styles.xml
-        return ""
+class _StyleCache:
+    """Style name and numbering per style id, looked up once: python-docx searches styles.xml on every call."""
+
+    def __init__(self, qn) -> None:
+        self._qn = qn
+        self._styles: dict[str | None, tuple[str, bool]] = {}
+
+    def get(self, paragraph) -> tuple[str, bool]:
+        """Return (style name, whether the style numbers its paragraphs)."""
+        style_id = paragraph._p.style
+        if style_id not in self._styles:
+            try:
+                style = paragraph.style
+                ppr = style.element.find(self._qn("w:pPr"))
+                self._styles[style_id] = (style.name or "", ppr is not None and ppr.find(self._qn("w:numPr")) is not None)
+            except Exception:  # a style id missing from styles.xml
+                self._styles[style_id] = ("", False)
+        return self._styles[style_id]
 
 
 def _outline_level(p_element, qn) -> int:
@@ -63,21 +97,16 @@ def _outline_level(p_element, qn) -> int:
     return value + 1 if 0 <= value < 6 else 0
 
 
-def _has_numbering(paragraph, qn) -> bool:
+def _has_numbering(paragraph, qn, style_numbered: bool) -> bool:
     ppr = paragraph._p.find(qn("w:pPr"))
-    if ppr is not None and ppr.find(qn("w:numPr")) is not None:
-        return True
-    try:
-        style_ppr = paragraph.style.element.find(qn("w:pPr"))
-    except Exception:
-        return False
-    return style_ppr is not None and style_ppr.find(qn("w:numPr")) is not None
+    return (ppr is not None and ppr.find(qn("w:numPr")) is not None) or style_numbered
 
 
-def _table_lines(table) -> list[str]:
+def _table_lines(table, check_time) -> list[str]:
     rows: list[list[str]] = []
     above: list[object] = []
     for row in table.rows:
+        check_time()
         texts: list[str] = []
         cells: list[object] = []
         for col, cell in enumerate(row.cells):
@@ -104,16 +133,27 @@ def read_docx(data: bytes, name: str) -> Extraction:
     blocks: list[str] = []
     title = ""
     hidden_numbers = 0
+    paragraphs = sum(1 for _ in document.element.body.iter(qn("w:p")))
+    if paragraphs > MAX_PARAGRAPHS:
+        raise IngestError(f"{name}: the .docx has {paragraphs} paragraphs, over the limit of {MAX_PARAGRAPHS}")
+    styles = _StyleCache(qn)
+    deadline = time.monotonic() + TIME_BUDGET_SECONDS
+
+    def check_time() -> None:
+        if time.monotonic() > deadline:
+            raise IngestError(f"{name}: converting the .docx took longer than {TIME_BUDGET_SECONDS:g} seconds; "
+                              "it was stopped")
 
     def walk(element) -> None:
         nonlocal title, hidden_numbers
         for child in element.iterchildren():
             if child.tag == qn("w:p"):
+                check_time()
                 paragraph = Paragraph(child, container)
                 text = paragraph.text
                 if not text.strip():
                     continue
-                style = _style_name(paragraph)
+                style, style_numbered = styles.get(paragraph)
                 heading = _HEADING_STYLE.match(style)
                 level = int(heading.group(1)) if heading else _outline_level(child, qn)
                 if _TITLE_STYLE.match(style):
@@ -125,11 +165,11 @@ def read_docx(data: bytes, name: str) -> Extraction:
                 elif level:
                     blocks.append("#" * min(level, 6) + " " + join_inline([text.replace("\n", "")]))
                 else:
-                    if _has_numbering(paragraph, qn) and not _VISIBLE_NUMBER.match(text):
+                    if _has_numbering(paragraph, qn, style_numbered) and not _VISIBLE_NUMBER.match(text):
                         hidden_numbers += 1
                     blocks.extend(line for line in (join_inline([part]) for part in text.split("\n")) if line)
             elif child.tag == qn("w:tbl"):
-                table_lines = _table_lines(Table(child, container))
+                table_lines = _table_lines(Table(child, container), check_time)
                 if table_lines:
                     blocks.append("\n".join(table_lines))
             elif child.tag in (qn("w:sdt"), qn("w:customXml")):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +215,11 @@ def _doc_no_in_title(title: str) -> str:
     return normalize_doc_no(match.group(1)) if match else ""
 
 
+def _corpus_stem(stem: str) -> str:
+    """Return a file stem the corpus reader does not skip (it leaves README.md to describe the folder)."""
+    return f"{stem}-doc" if stem.lower() == "readme" else stem
+
+
 def _result(source: Path, meta: dict[str, str], body: str, warnings: list[str], *,
             doc_text: str | None = None, name: str | None = None) -> IngestResult:
     missing = tuple(k for k in SEARCHED_KEYS if not meta.get(k))
@@ -224,7 +231,7 @@ def _result(source: Path, meta: dict[str, str], body: str, warnings: list[str], 
         body=body,
         missing=missing,
         warnings=tuple(dict.fromkeys(warnings)),
-        suggested_name=name or slugify(meta.get("doc_no") or meta["title"]),
+        suggested_name=_corpus_stem(name or slugify(meta.get("doc_no") or meta["title"])),
     )
 
 
@@ -247,6 +254,28 @@ def _ingest_markdown(data: bytes, filename: str, name: str, source: Path,
     return _result(source, meta, body, [], doc_text=doc_text, name=slugify(Path(filename).stem))
 
 
+def keep_in_trash(path: Path) -> Path:
+    """Link (or copy) `path` into `.trash/` beside it under a name that never replaces an earlier one.
+
+    Returns the path in the trash; the corpus reader skips hidden folders, so it is never indexed.
+    """
+    trash = path.parent / ".trash"
+    trash.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        target = trash / f"{path.stem}.{stamp}{'' if n == 0 else f'-{n}'}{path.suffix}"
+        try:
+            os.link(path, target)  # fails if the name is taken: nothing is overwritten
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                continue
+            shutil.copy2(path, target)
+        return target
+    raise OSError(f"no free name in {trash}")
+
+
 def write_to_corpus(result: IngestResult, corpus_dir: Path, *, overwrite: bool = False) -> Path:
     """Write `result` as `<corpus_dir>/<suggested_name>.md` atomically and return that path.
 
@@ -265,6 +294,8 @@ def write_to_corpus(result: IngestResult, corpus_dir: Path, *, overwrite: bool =
             if not overwrite:
                 raise IngestError(f"{target}: already exists with different content; "
                                   "use --overwrite to replace it")
+            if target.is_file():
+                keep_in_trash(target)  # replaced, never lost: the old text stays in .trash/ as remove does
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=corpus_dir)
     except OSError as exc:
         raise IngestError(f"{target}: cannot write ({exc.strerror})") from exc
