@@ -13,13 +13,14 @@ from pathlib import Path
 
 import click
 
+from kb.backends import BackendError
 from kb.config import ConfigError, Settings, check_admin_token, load_settings
 from kb.corpus import CorpusError
 from kb.embed import EncoderError
 from kb.index import BuildBusy, IndexMismatch, IndexMissing
 from kb.search import Filters, QueryError, SearchOptions
 
-USER_ERRORS = (ConfigError, CorpusError, EncoderError, BuildBusy, IndexMismatch, IndexMissing, QueryError)
+USER_ERRORS = (ConfigError, CorpusError, EncoderError, BuildBusy, IndexMismatch, IndexMissing, QueryError, BackendError)
 
 
 class UserError(click.ClickException):
