@@ -80,9 +80,25 @@ def client(uri: str, token: str = ""):
             try:
                 got = pymilvus.MilvusClient(uri=uri, token=token) if token else pymilvus.MilvusClient(uri=uri)
             except Exception as exc:  # noqa: BLE001 - pymilvus raises several kinds; the message is what helps
-                raise BackendError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+                hint = (" (a milvus-lite file is open in one process at a time: stop `kb serve` or build from "
+                        "its admin page, or use a Milvus server)" if is_lite else "")
+                raise BackendError(f"cannot connect to Milvus at {uri}: {exc}{hint}") from exc
             _CLIENTS[key] = got
         return got
+
+
+def close(uri: str, token: str = "") -> None:
+    """Close this process's client for a URI (a milvus-lite file is then free for another process)."""
+    with _CLIENTS_LOCK:
+        got = _CLIENTS.pop((uri, token), None)
+    if got is not None:
+        got.close()
+    if not re.match(r"^[a-z]+://", uri):  # milvus-lite serves the file from a thread of this process: stop it
+        try:
+            from milvus_lite.server_manager import server_manager_instance
+        except ImportError:
+            return
+        server_manager_instance.release_server(uri)
 
 
 def collection_name(build_name: str) -> str:
