@@ -213,6 +213,9 @@ def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
 
     settings = _settings(ctx, index_dir=index_dir, corpus_dirs=corpus_dirs, host=host, port=port)
     check_admin_token(settings.admin_token)
+    if workers > 1 and settings.backend == "milvus" and "://" not in settings.milvus_uri:
+        raise UserError("a milvus-lite file is open in one process at a time: serve it with --workers 1 "
+                        "(--threads for concurrency), or point KB_MILVUS_URI at a Milvus server")
     kb = KnowledgeBase(settings)
     if not kb.has_index():
         click.echo(f"no index in {settings.index_dir}: building it from {', '.join(map(str, settings.corpus_dirs))} …",
