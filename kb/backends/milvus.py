@@ -22,6 +22,7 @@ Milvus server or cluster (`http://host:19530`). Only milvus-lite was run here.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -77,12 +78,17 @@ def client(uri: str, token: str = ""):
                     import milvus_lite  # noqa: F401
                 except ImportError as exc:
                     raise BackendError("a local milvus file needs milvus-lite: pip install -e \".[milvus]\"") from exc
+            quiet = logging.getLogger("milvus_lite")  # it logs a traceback when the file is locked; we say why
+            level = quiet.level
+            quiet.setLevel(logging.CRITICAL)
             try:
                 got = pymilvus.MilvusClient(uri=uri, token=token) if token else pymilvus.MilvusClient(uri=uri)
             except Exception as exc:  # noqa: BLE001 - pymilvus raises several kinds; the message is what helps
                 hint = (" (a milvus-lite file is open in one process at a time: stop `kb serve` or build from "
                         "its admin page, or use a Milvus server)" if is_lite else "")
                 raise BackendError(f"cannot connect to Milvus at {uri}: {exc}{hint}") from exc
+            finally:
+                quiet.setLevel(level)
             _CLIENTS[key] = got
         return got
 
