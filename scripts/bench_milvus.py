@@ -61,7 +61,7 @@ def questions(kb, limit: int) -> list[str]:
     return qs + [h for h in dict.fromkeys(heads) if len(h) >= 4][:limit]
 
 
-def child(backend: str, index_dir: Path, uri: str, repeats: int, limit: int) -> None:
+def child(backend: str, index_dir: Path, uri: str, repeats: int, limit: int, candidates: int) -> None:
     """Load one backend in this fresh process, time searches, print a JSON line."""
     from kb.config import Settings
     from kb.search import SearchOptions
@@ -70,6 +70,8 @@ def child(backend: str, index_dir: Path, uri: str, repeats: int, limit: int) -> 
     t0 = time.perf_counter()
     kb = KnowledgeBase(Settings(index_dir=index_dir, backend=backend, milvus_uri=uri))
     searcher = kb.searcher()
+    if candidates and backend == "milvus":
+        searcher.backend.lexical_candidates = candidates
     searcher.search("专精特新企业", SearchOptions(k=5))  # warm: encoder weights, collection load
     load_s = time.perf_counter() - t0
     qs = questions(kb, limit)
@@ -122,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, action="append", help="corpus folders (default corpus/ + ../shared)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--questions", type=int, default=60, help="clause headings used as questions (plus dev)")
+    parser.add_argument("--lexical-candidates", type=int, default=0,
+                        help="rows Milvus returns per lexical channel (default: the backend's, 16,384)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the index folder and milvus file in --work")
     parser.add_argument("--child", choices=["embedded", "milvus", "publish"], help=argparse.SUPPRESS)
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--uri", default="", help=argparse.SUPPRESS)
@@ -130,28 +135,35 @@ def main(argv: list[str] | None = None) -> int:
         publish_child(args.index, args.uri)
         return 0
     if args.child:
-        child(args.child, args.index, args.uri, args.repeats, args.questions)
+        child(args.child, args.index, args.uri, args.repeats, args.questions, args.lexical_candidates)
         return 0
 
     corpora = [p for p in (args.corpus or CORPORA) if p.is_dir()]
-    shutil.rmtree(args.work, ignore_errors=True)
     index_dir = args.work / "index"
     uri = str(args.work / "milvus" / "kb.db")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    log(f"building the index folder from {', '.join(map(str, corpora))} (cold)")
-    t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "kb.cli", "build", "--quiet", "--index", str(index_dir)]
-    for c in corpora:
-        cmd += ["--corpus", str(c)]
-    subprocess.run(cmd, env=env, check=True, timeout=3600, capture_output=True)
-    folder_s = time.perf_counter() - t0
-    log(f"folder build {folder_s:.1f}s; publishing to milvus-lite")
-    pub = run_json(["--child", "publish", "--index", str(index_dir), "--uri", uri], env)
-    log(f"publish {pub['publish_s']:.1f}s; measuring each backend in its own process")
+    saved = args.work / "build.json"
+    if args.reuse and saved.is_file():
+        folder_s, pub = json.loads(saved.read_text())
+        log(f"reusing {args.work} (folder build {folder_s:.1f}s, publish {pub['publish_s']:.1f}s measured before)")
+    else:
+        shutil.rmtree(args.work, ignore_errors=True)
+        log(f"building the index folder from {', '.join(map(str, corpora))} (cold)")
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "kb.cli", "build", "--quiet", "--index", str(index_dir)]
+        for c in corpora:
+            cmd += ["--corpus", str(c)]
+        subprocess.run(cmd, env=env, check=True, timeout=3600, capture_output=True)
+        folder_s = time.perf_counter() - t0
+        log(f"folder build {folder_s:.1f}s; publishing to milvus-lite")
+        pub = run_json(["--child", "publish", "--index", str(index_dir), "--uri", uri], env)
+        saved.write_text(json.dumps([folder_s, pub]))
+        log(f"publish {pub['publish_s']:.1f}s; measuring each backend in its own process")
     runs = {}
     for backend in ("embedded", "milvus"):
         runs[backend] = run_json(["--child", backend, "--index", str(index_dir), "--uri", uri,
-                                  "--repeats", str(args.repeats), "--questions", str(args.questions)], env)
+                                  "--repeats", str(args.repeats), "--questions", str(args.questions),
+                                  "--lexical-candidates", str(args.lexical_candidates)], env)
         log(f"{backend}: p50 {runs[backend]['p50_ms']:.1f} ms")
     e, m = runs["embedded"], runs["milvus"]
     same = sum(1 for q in e["tops"] if e["tops"][q] == m["tops"].get(q))
@@ -163,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"corpus: {e['documents']} documents, {e['clauses']} clauses, {e['chunks']} chunks; "
           f"{e['questions']} questions x {args.repeats} repeats, hybrid, k=5; "
-          f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}; {os.cpu_count()} cores shared\n")
+          f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}; {os.cpu_count()} cores shared; "
+          f"Milvus lexical candidates per channel: {args.lexical_candidates or 'backend default (16,384)'}\n")
     print("| | embedded (index folder) | milvus-lite |")
     print("|---|---|---|")
     print(f"| build | {folder_s:.1f} s (segment, BM25, embed, store) | + {pub['publish_s']:.1f} s publish "
