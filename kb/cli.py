@@ -17,13 +17,14 @@ from pathlib import Path
 
 import click
 
+from kb.backends import BackendError
 from kb.config import ConfigError, Settings, check_admin_token, load_settings
 from kb.corpus import CorpusError
 from kb.embed import EncoderError
 from kb.index import BuildBusy, IndexMismatch, IndexMissing
 from kb.search import Filters, QueryError, SearchOptions
 
-USER_ERRORS = (ConfigError, CorpusError, EncoderError, BuildBusy, IndexMismatch, IndexMissing, QueryError)
+USER_ERRORS = (ConfigError, CorpusError, EncoderError, BuildBusy, IndexMismatch, IndexMissing, QueryError, BackendError)
 
 
 class UserError(click.ClickException):
@@ -234,6 +235,9 @@ def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
 
     settings = _settings(ctx, index_dir=index_dir, corpus_dirs=corpus_dirs, host=host, port=port)
     check_admin_token(settings.admin_token)
+    if workers > 1 and settings.backend == "milvus" and "://" not in settings.milvus_uri:
+        raise UserError("a milvus-lite file is open in one process at a time: serve it with --workers 1 "
+                        "(--threads for concurrency), or point KB_MILVUS_URI at a Milvus server")
     kb = KnowledgeBase(settings)
     if not kb.has_index():
         click.echo(f"no index in {settings.index_dir}: building it from {', '.join(map(str, settings.corpus_dirs))} …",

@@ -18,7 +18,11 @@ ENV_VARS = {
     "KB_ADMIN_TOKEN": "enables the admin pages and is required to use them",
     "KB_CONFIG": "path of a kb.toml config file (default ./kb.toml when present)",
     "KB_TRUST_PROXY": "number of reverse proxies in front of `kb serve` whose X-Forwarded-For/-Proto/-Host to believe",
+    "KB_BACKEND": "where channel scores are computed: 'embedded' (the index folder) or 'milvus'",
+    "KB_MILVUS_URI": "milvus backend: a milvus-lite file path (*.db) or a server URL such as http://host:19530",
+    "KB_MILVUS_TOKEN": "milvus backend: the token ('user:password' or an API key) when the server needs one",
 }
+BACKENDS = ("embedded", "milvus")
 MIN_ADMIN_TOKEN_CHARS = 24
 MAX_TRUSTED_PROXIES = 5
 
@@ -45,6 +49,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     trust_proxy: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
+    backend: str = "embedded"  # embedded | milvus (kb/backends)
+    milvus_uri: str = ""  # "" = a milvus-lite file inside the index folder
+    milvus_token: str = ""
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **kwargs) -> "Settings":
@@ -71,6 +78,13 @@ def _parse_proxies(name: str, value) -> int:
     if not 0 <= n <= MAX_TRUSTED_PROXIES:
         raise ConfigError(f"{name} must be a whole number of proxies from 0 to {MAX_TRUSTED_PROXIES}, not {value!r}")
     return n
+
+
+def _parse_backend(name: str, value) -> str:
+    v = str(value).strip().lower()
+    if v not in BACKENDS:
+        raise ConfigError(f"{name} must be one of {', '.join(BACKENDS)}, not {value!r}")
+    return v
 
 
 def _parse_bool(name: str, value: str) -> bool:
@@ -108,6 +122,10 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
             values["dense"] = _parse_bool("dense", section["dense"])
         if "trust_proxy" in section:
             values["trust_proxy"] = _parse_proxies("trust_proxy", section["trust_proxy"])
+        if "backend" in section:
+            values["backend"] = _parse_backend("backend", section["backend"])
+        if "milvus_uri" in section:
+            values["milvus_uri"] = str(section["milvus_uri"])
     if env.get("KB_CORPUS"):
         values["corpus_dirs"] = tuple(Path(p) for p in env["KB_CORPUS"].split(os.pathsep) if p)
     if env.get("KB_INDEX"):
@@ -120,4 +138,10 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
         values["admin_token"] = env["KB_ADMIN_TOKEN"]
     if env.get("KB_TRUST_PROXY"):
         values["trust_proxy"] = _parse_proxies("KB_TRUST_PROXY", env["KB_TRUST_PROXY"])
+    if env.get("KB_BACKEND"):
+        values["backend"] = _parse_backend("KB_BACKEND", env["KB_BACKEND"])
+    if env.get("KB_MILVUS_URI"):
+        values["milvus_uri"] = env["KB_MILVUS_URI"]
+    if env.get("KB_MILVUS_TOKEN"):
+        values["milvus_token"] = env["KB_MILVUS_TOKEN"]
     return Settings(**values)

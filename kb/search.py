@@ -14,6 +14,8 @@ from datetime import date
 
 import numpy as np
 
+from kb.backends import EVERYWHERE, Where
+from kb.backends.embedded import EmbeddedBackend
 from kb.cite import Validity, validity_of
 from kb.embed import Encoder
 from kb.index import KnowledgeIndex
@@ -104,7 +106,7 @@ def check_k(k) -> int:
 class Searcher:
     """Answers queries against one loaded index; each stage lives in kb/retrieval/."""
 
-    def __init__(self, index: KnowledgeIndex, encoder: Encoder | None, segmenter: Segmenter) -> None:
+    def __init__(self, index: KnowledgeIndex, encoder: Encoder | None, segmenter: Segmenter, backend=None) -> None:
         self.index = index
         self.segmenter = segmenter
         self.analyser = Analyser(segmenter)
@@ -114,6 +116,11 @@ class Searcher:
         self.everyday = LexicalChannel(bridge_model) if bridge_model is not None else None
         self.dense = DenseChannel(index, encoder)
         self.encoder = self.dense.encoder
+        # where channel scores come from (kb/backends): the index folder, or a Milvus collection of this build
+        channels = {"words": self.words, "bigrams": self.bigrams}
+        if self.everyday is not None:
+            channels["everyday"] = self.everyday
+        self.backend = backend or EmbeddedBackend(index, encoder, channels, self.dense)
         self.docs = DocumentStage(index.documents)
         # words of the titles in this index count as policy words too (a corpus the bundled inventory does not cover)
         self.policy_words = self.analyser.vocab.policy_words | frozenset(
@@ -148,13 +155,13 @@ class Searcher:
         return self.docs.mask(filters, lambda d: self.validity(d, as_of))
 
     # -- stages --------------------------------------------------------------
-    def lexical_scores(self, q: AnalysedQuestion, t: Tuning) -> np.ndarray:
+    def lexical_scores(self, q: AnalysedQuestion, t: Tuning, where: Where = EVERYWHERE) -> np.ndarray:
         """Return the fused lexical score per chunk row (about 0..1)."""
-        words = self.words.scores(dict(q.word_query))
-        bigrams = self.bigrams.scores(dict(q.bigram_query))
+        words = self.backend.lexical("words", dict(q.word_query), where)
+        bigrams = self.backend.lexical("bigrams", dict(q.bigram_query), where)
         everyday = None
-        if self.everyday is not None and t.index_bridge_weight > 0:
-            everyday = self.everyday.scores({w: 1.0 for w in q.user_words})
+        if self.backend.has_channel("everyday") and t.index_bridge_weight > 0:
+            everyday = self.backend.lexical("everyday", {w: 1.0 for w in q.user_words}, where)
         return fuse_lexical(words, bigrams, everyday, t)
 
     def relevance(self, query: str, tuning: Tuning = DEFAULT_TUNING) -> np.ndarray:
@@ -216,17 +223,18 @@ class Searcher:
             return SearchResult(query, (), terms, q, "nothing to search for: the question has no content words",
                                 floor.NONE)
 
-        lex = self.lexical_scores(q, t) if options.mode != "dense" else np.zeros(n, dtype=np.float32)
+        mask = self.doc_mask(options.filters, options.as_of)
+        where = Where(options.filters, mask)
+        lex = self.lexical_scores(q, t, where) if options.mode != "dense" else np.zeros(n, dtype=np.float32)
         cover_terms = self.coverage_terms(q, t)
         top_lex = int(np.argmax(lex)) if lex.max() > 0 else -1
         sure = top_lex >= 0 and floor.coverage(cover_terms, lambda tok: self.words.has(tok, top_lex)) >= t.sure_coverage
         dense = np.zeros(n, dtype=np.float32)
         if options.mode == "dense" or (options.mode == "hybrid" and not sure):
-            dense = self.dense.similarities(query, t.dense_candidates)
+            dense = self.backend.dense(query, t.dense_candidates, where)
         score = combine(lex, dense, options.mode, t)
         if options.mode != "dense":
             score = score * self.docs.prior(q, t, self.words, self.index.chunk_doc)[self.index.chunk_doc]
-        mask = self.doc_mask(options.filters, options.as_of)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
 

@@ -33,8 +33,31 @@ class KnowledgeBase:
         self.segmenter = shared_segmenter()
         self._encoder: Encoder | None = None
         self._encoder_lock = threading.Lock()
-        self.handle = IndexHandle(Path(settings.index_dir), self.encoder_id())
+        self._milvus = None
+        if settings.backend == "milvus":  # the build the Milvus alias names (kb/backends/milvus.py)
+            from kb.backends.milvus import MilvusIndexHandle
+
+            self.handle = MilvusIndexHandle(Path(settings.index_dir), self.encoder_id(), self.milvus())
+        else:
+            self.handle = IndexHandle(Path(settings.index_dir), self.encoder_id())
         self._searcher: tuple[KnowledgeIndex, Searcher] | None = None
+
+    def milvus(self):
+        """Return the Milvus client of the settings (milvus-lite file inside the index folder by default)."""
+        if self._milvus is None:
+            from kb.backends import milvus
+
+            uri = self.settings.milvus_uri or milvus.default_uri(Path(self.settings.index_dir))
+            self._milvus = milvus.client(uri, self.settings.milvus_token)
+        return self._milvus
+
+    def backend_for(self, index: KnowledgeIndex):
+        """Return the channel backend for a loaded build (None = the embedded one the searcher makes)."""
+        if self.settings.backend != "milvus":
+            return None
+        from kb.backends.milvus import MilvusBackend
+
+        return MilvusBackend(self.milvus(), index, self.encoder())
 
     def encoder_id(self) -> str | None:
         """Return the configured encoder's id without loading its weights (None when dense is off)."""
@@ -56,14 +79,25 @@ class KnowledgeBase:
         """Build or update the index from the configured corpora."""
         from kb import roles
 
-        return build_index(list(self.settings.corpus_dirs), Path(self.settings.index_dir), self.encoder(),
-                           self.segmenter, force=force, progress=progress,
-                           annotate=roles.annotate_clause, annotator_version=roles.ROLES_VERSION)
+        report = build_index(list(self.settings.corpus_dirs), Path(self.settings.index_dir), self.encoder(),
+                             self.segmenter, force=force, progress=progress,
+                             annotate=roles.annotate_clause, annotator_version=roles.ROLES_VERSION)
+        if self.settings.backend == "milvus":  # then the same build into a new collection, and the alias switch
+            from kb.backends.milvus import publish_build
+
+            on_batch = (lambda done, total: progress("milvus", done, total)) if progress else None
+            publish_build(self.milvus(), Path(self.settings.index_dir), report.build_name, self.encoder_id(),
+                          on_batch=on_batch)
+        return report
 
     def has_index(self) -> bool:
         """Return True when a build has been published."""
         from kb.index import read_current
 
+        if self.settings.backend == "milvus":
+            from kb.backends.milvus import build_of_alias
+
+            return build_of_alias(self.milvus()) is not None
         return read_current(Path(self.settings.index_dir)) is not None
 
     def index(self) -> KnowledgeIndex:
@@ -75,7 +109,7 @@ class KnowledgeBase:
         index = self.handle.current()
         cached = self._searcher
         if cached is None or cached[0] is not index:
-            cached = (index, Searcher(index, self.encoder(), self.segmenter))
+            cached = (index, Searcher(index, self.encoder(), self.segmenter, self.backend_for(index)))
             self._searcher = cached
         return cached[1]
 

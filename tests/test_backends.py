@@ -1,0 +1,39 @@
+"""The backend settings and the Milvus filter translation, without pymilvus installed (pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb.backends.milvus import collection_name, dense_index_params, filter_expression
+from kb.config import ConfigError, load_settings
+from kb.search import Filters
+
+
+def test_backend_settings(tmp_path):
+    s = load_settings({"KB_BACKEND": "milvus", "KB_MILVUS_URI": "http://m:19530", "KB_MILVUS_TOKEN": "u:p"}, tmp_path)
+    assert (s.backend, s.milvus_uri, s.milvus_token) == ("milvus", "http://m:19530", "u:p")
+    assert load_settings({}, tmp_path).backend == "embedded"
+    (tmp_path / "kb.toml").write_text('backend = "milvus"\nmilvus_uri = "/x/m.db"\n', encoding="utf-8")
+    s = load_settings({}, tmp_path)
+    assert (s.backend, s.milvus_uri) == ("milvus", "/x/m.db")
+    with pytest.raises(ConfigError, match="KB_BACKEND must be one of embedded, milvus"):
+        load_settings({"KB_BACKEND": "elastic"}, tmp_path)
+
+
+def test_filter_expression():
+    mask = np.array([True, False, True])
+    assert filter_expression(Filters(), None) == ""
+    expr = filter_expression(Filters(level=("national", "provincial"), year_from=2020, region="江苏"), mask)
+    assert expr == ('(level in ["national", "provincial"]) and (region like "%江苏%") '
+                    'and (year >= 2020 and year > 0)')
+    # what needs our own rules goes as the document rows of the mask
+    assert filter_expression(Filters(active_only=True), mask) == "(doc_row in [0, 2])"
+    # a value with a character we do not escape is not put in the expression: the mask's rows are
+    assert filter_expression(Filters(issuer='a"b'), mask) == "(doc_row in [0, 2])"
+
+
+def test_names_and_index_choice():
+    assert collection_name("20261128-234320-1c48cf") == "kb_build_20261128_234320_1c48cf"
+    assert dense_index_params(100)[0] == "FLAT"
+    assert dense_index_params(5_000_000)[0] == "HNSW"
