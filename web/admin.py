@@ -33,7 +33,7 @@ from kb.corpus import DOC_ID_MAX_CHARS, CorpusError, assign_doc_ids, list_corpus
 from kb.index import BuildBusy, IndexMismatch, IndexMissing, read_current
 from kb.ingest import SUPPORTED_SUFFIXES, IngestError, IngestResult, write_to_corpus
 # The same rules as `kb add`: which fields describe one document only, and the same-source check.
-from kb.ingest.command import PER_FILE_KEYS, same_source
+from kb.ingest.pipeline import PER_FILE_KEYS, same_source
 from kb.ingest.isolated import DEFAULT_SECONDS as DEFAULT_CONVERT_SECONDS
 from kb.ingest.isolated import ConversionStopped, ingest_bytes_isolated
 from kb.ingest.pipeline import clean_overrides, keep_in_trash
