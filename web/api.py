@@ -12,7 +12,7 @@ from kb.service import result_to_json
 from kb.versions import changes_to_json, compare_versions
 from web import errors
 from web.errors import json_error
-from web.knowledge import get_index, get_searcher
+from web.knowledge import get_index, get_searcher, reference_date
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -39,19 +39,6 @@ def filters_from_args(args) -> Filters:
         year_to=_int_arg("year_to"),
         active_only=args.get("active_only", "") in ("1", "true", "on", "yes"),
     )
-
-
-def reference_date(args) -> date:
-    """Return the one date validity is judged on: the `as_of` argument, else KB_TODAY, else today."""
-    raw = str(args.get("as_of", "") or "").strip()
-    if raw:
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            raise QueryError(f"as_of must be a date written YYYY-MM-DD, not {raw[:20]!r}") from None
-    from web.eligibility import today
-
-    return today()
 
 
 def search_options_from_args(args) -> SearchOptions:

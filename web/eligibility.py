@@ -1,25 +1,23 @@
 """Eligibility pages and API: the profile form (/eligibility), its result page, and POST /api/eligibility.
 
 Registered by web/__init__.py with `app.register_blueprint(eligibility.bp)`. "Today" for
-validity comes from app.config["KB_TODAY"] (a date or YYYY-MM-DD) when set, else the clock.
+validity is web.knowledge.today (app.config["KB_TODAY"] when set, else the clock).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import date
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 
 from kb.eligibility import (NUMBER_FIELDS, SIZES, TEXT_FIELDS, TIER_LADDER, ProfileError, answer_to_json,
                             form_query, match, parse_profile)
 from kb.index import IndexMismatch, IndexMissing
 from kb.query import NEEDS
 from kb.search import QueryError
-from web.api import reference_date
 from web.errors import json_error
-from web.knowledge import get_index, get_searcher
+from web.knowledge import get_index, get_searcher, reference_date
 
 bp = Blueprint("eligibility", __name__)
 
@@ -36,16 +34,6 @@ HINTS = {
     "taxable_income_wan_yuan": "上年度应纳税所得额，单位万元（小型微利企业条件用）。",
     "assets_wan_yuan": "资产总额，单位万元（小型微利企业条件用）。",
 }
-
-
-def today() -> date:
-    """Return the date validity is judged against (app.config["KB_TODAY"] or the clock)."""
-    value = current_app.config.get("KB_TODAY")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value:
-        return date.fromisoformat(value)
-    return date.today()
 
 
 def _profile_dict_from_form(form) -> tuple[dict, dict[str, str]]:
