@@ -187,8 +187,9 @@ def search():
     try:  # a bad question is shown on the search form itself, not on an error page
         options = search_options_from_args(request.args)
         k = options.k
-        result = get_searcher().search(q, options)
-        eligibility = eligibility_json(get_searcher(), result, options.as_of)
+        searcher = get_searcher()
+        result = searcher.search(q, options)
+        eligibility = eligibility_json(searcher, result, options.as_of)
     except QueryError as exc:
         error, status = str(exc), 400
     return render_template("search.html", q=q, result=result, error=error, k=k, mode=mode,
