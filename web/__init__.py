@@ -52,15 +52,15 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
     app.extensions["kb_settings"] = settings
     app.json.ensure_ascii = False
 
-    from web import admin, api, eligibility, pages
+    from web import admin, api, eligibility, errors, knowledge, pages
 
+    errors.register(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(eligibility.bp)
     app.register_blueprint(admin.bp)
     from kb.query import NEEDS
 
-    kb_ = app.extensions["kb"]
     app.jinja_env.filters["highlight"] = pages.highlight
     app.jinja_env.globals.update(
         status_label=pages.status_label,
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, kb=None, test_config: dict | No
         need_label=lambda need: NEEDS.get(need, need),
         citation=pages.citation_text,
         page_link=pages.page_link,
-        validity=lambda doc: kb_.searcher().validity(doc),
+        validity=knowledge.validity,  # the build this request pinned, judged on the request's date
         has_endpoint=lambda name: name in app.view_functions,
     )
 

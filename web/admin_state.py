@@ -125,7 +125,7 @@ class SharedState:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read_build(self) -> dict | None:
-        """Return the record of the last rebuild (see web.admin.BuildJob), or None."""
+        """Return the record of the last rebuild (see web.admin.build.BuildJob), or None."""
         try:
             return json.loads((self.folder / "build.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

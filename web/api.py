@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from kb.index import IndexMismatch, IndexMissing
 from kb.search import Filters, QueryError, SearchOptions, check_k
 from kb.service import result_to_json
 from kb.versions import changes_to_json, compare_versions
+from web import errors
+from web.errors import json_error
+from web.knowledge import get_index, get_searcher, reference_date
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def api_error(status: int, code: str, message: str):
-    """Return a JSON error response."""
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
 
 
 def _int_arg(name: str) -> int | None:
@@ -46,19 +41,6 @@ def filters_from_args(args) -> Filters:
     )
 
 
-def reference_date(args) -> date:
-    """Return the one date validity is judged on: the `as_of` argument, else KB_TODAY, else today."""
-    raw = str(args.get("as_of", "") or "").strip()
-    if raw:
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            raise QueryError(f"as_of must be a date written YYYY-MM-DD, not {raw[:20]!r}") from None
-    from web.eligibility import today
-
-    return today()
-
-
 def search_options_from_args(args) -> SearchOptions:
     """Return search options from query parameters (k, mode, expand, filters, as_of); raises QueryError."""
     mode = args.get("mode", "hybrid") or "hybrid"
@@ -72,20 +54,14 @@ def search_options_from_args(args) -> SearchOptions:
 @bp.get("/search")
 def search():
     """Search; returns the contract JSON."""
-    kb = current_app.extensions["kb"]
     q = request.args.get("q")
     if q is None:
-        return api_error(400, "missing_query", "give the question in the q parameter")
+        return json_error(400, "missing_query", "give the question in the q parameter")
     if request.args.get("k", "5").strip() == "":
-        return api_error(400, "bad_query", "k must be a whole number from 1 to 100")
-    try:
-        searcher = kb.searcher()  # one build for the whole request, even if a newer one is published meanwhile
-        options = search_options_from_args(request.args)
-        result = searcher.search(q, options)
-    except QueryError as exc:
-        return api_error(400, "bad_query", str(exc))
-    except (IndexMissing, IndexMismatch) as exc:
-        return api_error(503, "index_unavailable", str(exc))
+        return json_error(400, "bad_query", "k must be a whole number from 1 to 100")
+    searcher = get_searcher()
+    options = search_options_from_args(request.args)
+    result = searcher.search(q, options)
     out = result_to_json(result, lambda doc: searcher.validity(doc, options.as_of))
     out["as_of"] = options.as_of.isoformat()
     elig = eligibility_json(searcher, result, options.as_of)
@@ -105,14 +81,9 @@ def eligibility_json(searcher, result, as_of: date) -> dict | None:
 @bp.get("/doc/<doc_id>/changes")
 def changes(doc_id: str):
     """JSON: what changed in this version against the previous one, article by article."""
-    kb = current_app.extensions["kb"]
-    try:
-        index = kb.index()
-    except (IndexMissing, IndexMismatch) as exc:
-        return api_error(503, "index_unavailable", str(exc))
-    pair = version_pair(index, doc_id, request.args.get("against", ""))
+    pair = version_pair(get_index(), doc_id, request.args.get("against", ""))
     if isinstance(pair, str):
-        return api_error(404, "not_found", pair)
+        return json_error(404, "not_found", pair)
     old, new = pair
     return jsonify(changes_to_json(old, new, compare_versions(old, new)))
 
@@ -136,4 +107,5 @@ def version_pair(index, doc_id: str, against: str = ""):
 
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
-    return api_error(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name)
+    """Any HTTP error inside the API is JSON (the app-level handler only takes 404, 405 and 413)."""
+    return json_error(exc.code or 500, errors.http_error_code(exc), exc.description or exc.name)

@@ -1,23 +1,23 @@
 """Eligibility pages and API: the profile form (/eligibility), its result page, and POST /api/eligibility.
 
 Registered by web/__init__.py with `app.register_blueprint(eligibility.bp)`. "Today" for
-validity comes from app.config["KB_TODAY"] (a date or YYYY-MM-DD) when set, else the clock.
+validity is web.knowledge.today (app.config["KB_TODAY"] when set, else the clock).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import date
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 
 from kb.eligibility import (NUMBER_FIELDS, SIZES, TEXT_FIELDS, TIER_LADDER, ProfileError, answer_to_json,
                             form_query, match, parse_profile)
 from kb.index import IndexMismatch, IndexMissing
 from kb.query import NEEDS
 from kb.search import QueryError
-from web.api import reference_date
+from web.errors import json_error
+from web.knowledge import get_index, get_searcher, reference_date
 
 bp = Blueprint("eligibility", __name__)
 
@@ -34,22 +34,6 @@ HINTS = {
     "taxable_income_wan_yuan": "上年度应纳税所得额，单位万元（小型微利企业条件用）。",
     "assets_wan_yuan": "资产总额，单位万元（小型微利企业条件用）。",
 }
-
-
-def today() -> date:
-    """Return the date validity is judged against (app.config["KB_TODAY"] or the clock)."""
-    value = current_app.config.get("KB_TODAY")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value:
-        return date.fromisoformat(value)
-    return date.today()
-
-
-def _api_error(status: int, code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
 
 
 def _profile_dict_from_form(form) -> tuple[dict, dict[str, str]]:
@@ -90,8 +74,8 @@ def _form_context(values, errors: dict[str, str], status: str = "") -> dict:
 
 def _regions() -> list[str]:
     try:
-        index = current_app.extensions["kb"].index()
-    except (IndexMissing, IndexMismatch):
+        index = get_index()
+    except (IndexMissing, IndexMismatch):  # the form works without an index, only without region suggestions
         return []
     return sorted({d.get("region") for d in index.documents if d.get("region") and d.get("region") != "全国"})
 
@@ -113,15 +97,14 @@ def _result(values):
     if errors:
         return render_template("eligibility/form.html", regions=_regions(),
                                **_form_context(values, errors, "请更正标出的项目后再提交。")), 400
-    kb = current_app.extensions["kb"]
+    searcher = get_searcher()
     try:
-        answer = match(kb.searcher(), profile, reference_date(values))
-    except QueryError as exc:
+        as_of = reference_date(values)
+    except QueryError as exc:  # shown beside the field, like the profile's own errors
         errors["as_of"] = str(exc)
         return render_template("eligibility/form.html", regions=_regions(),
                                **_form_context(values, errors, "请更正标出的项目后再提交。")), 400
-    except (IndexMissing, IndexMismatch) as exc:
-        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    answer = match(searcher, profile, as_of)
     return render_template("eligibility/result.html", eligibility=answer_to_json(answer),
                            edit_query=form_query(profile), number_fields=NUMBER_FIELDS)
 
@@ -142,10 +125,10 @@ def result_post():
 def api():
     """JSON: a profile in, measures grouped by kind of support out; 400 with {"error"} for a bad profile."""
     if (request.content_length or 0) > MAX_BODY:
-        return _api_error(413, "too_large", f"the profile must be at most {MAX_BODY} bytes")
+        return json_error(413, "too_large", f"the profile must be at most {MAX_BODY} bytes")
     raw = request.get_data(cache=False)
     if len(raw) > MAX_BODY:
-        return _api_error(413, "too_large", f"the profile must be at most {MAX_BODY} bytes")
+        return json_error(413, "too_large", f"the profile must be at most {MAX_BODY} bytes")
 
     def no_constants(name):
         raise ValueError(f"{name} is not a number")
@@ -153,16 +136,14 @@ def api():
     try:
         obj = json.loads(raw.decode("utf-8"), parse_constant=no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[… nested too deep
-        return _api_error(400, "bad_json", f"the request body must be a JSON object (UTF-8): {exc}")
+        return json_error(400, "bad_json", f"the request body must be a JSON object (UTF-8): {exc}")
     try:
         profile = parse_profile(obj)
     except ProfileError as exc:
-        return _api_error(400, exc.code, str(exc))
-    kb = current_app.extensions["kb"]
+        return json_error(400, exc.code, str(exc))
+    searcher = get_searcher()
     try:
-        answer = match(kb.searcher(), profile, reference_date(request.args))
+        as_of = reference_date(request.args)
     except QueryError as exc:
-        return _api_error(400, "bad_as_of", str(exc))
-    except (IndexMissing, IndexMismatch) as exc:
-        return _api_error(503, "index_unavailable", str(exc))
-    return jsonify(answer_to_json(answer))
+        return json_error(400, "bad_as_of", str(exc))
+    return jsonify(answer_to_json(match(searcher, profile, as_of)))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from kb.corpus import DOC_ID_MAX_CHARS
-from kb.index import IndexMismatch, IndexMissing, KnowledgeIndex
+from kb.index import KnowledgeIndex
 from kb.refs import ReferenceResolver, find_references
 from kb.search import QueryError
 from kb.types import Clause, Document
 from kb.versions import changes_to_json, compare_versions, title_key
-from web.api import eligibility_json, filters_from_args, reference_date, search_options_from_args, version_pair
+from web.api import eligibility_json, filters_from_args, search_options_from_args, version_pair
+from web.knowledge import get_index, get_searcher, request_date
 
 bp = Blueprint("pages", __name__)
 
@@ -167,10 +168,6 @@ def render_clause_markdown(text: str, resolve=None, self_id: str = "") -> Markup
     return Markup("\n").join(blocks)
 
 
-def _kb():
-    return current_app.extensions["kb"]
-
-
 @bp.get("/")
 def home():
     """The search page."""
@@ -184,24 +181,19 @@ def search():
     error = None
     result = None
     eligibility = None
-    validity = None
     k = 5
     mode = request.args.get("mode", "hybrid")
     status = 200
-    try:
+    try:  # a bad question is shown on the search form itself, not on an error page
         options = search_options_from_args(request.args)
         k = options.k
-        searcher = _kb().searcher()  # one build for the whole request
+        searcher = get_searcher()
         result = searcher.search(q, options)
         eligibility = eligibility_json(searcher, result, options.as_of)
-        validity = lambda doc: searcher.validity(doc, options.as_of)  # noqa: E731 - one date for the page
     except QueryError as exc:
         error, status = str(exc), 400
-    except (IndexMissing, IndexMismatch) as exc:
-        error, status = f"索引暂不可用：{exc}", 503
     return render_template("search.html", q=q, result=result, error=error, k=k, mode=mode,
-                           args=request.args, eligibility=eligibility,
-                           **({"validity": validity} if validity else {})), status
+                           args=request.args, eligibility=eligibility), status
 
 
 @bp.get("/doc/<doc_id>")
@@ -209,10 +201,7 @@ def document(doc_id: str):
     """The whole document with an anchor (element id) per clause."""
     if not _DOC_ID_RE.match(doc_id):
         abort(404)
-    try:
-        searcher = _kb().searcher()  # one build for the whole request, even if a newer one is published meanwhile
-    except (IndexMissing, IndexMismatch) as exc:
-        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    searcher = get_searcher()
     index = searcher.index
     doc = index.document(doc_id)
     if doc is None:
@@ -222,10 +211,7 @@ def document(doc_id: str):
     sections = [{"clause": c, "html": render_clause_markdown(c.text, resolve, doc_id),
                  "cite": citation_text(doc, c)} for c in clauses]
     outline = [c for c in clauses if c.heading]
-    try:
-        as_of = reference_date(request.args)
-    except QueryError as exc:
-        return render_template("error.html", title="日期有误", message=str(exc)), 400
+    as_of = request_date()
     meta = index.versions.effective_meta(doc, as_of)
     facts = index.versions.get(doc_id)
     successor = facts.superseded_by if facts and facts.superseded_by and meta.get("status") == "superseded" else None
@@ -253,10 +239,7 @@ def changes(doc_id: str):
     """What changed in this version against the previous one (or ?against=<doc_id>), article by article."""
     if not _DOC_ID_RE.match(doc_id):
         abort(404)
-    try:
-        index = _kb().index()
-    except (IndexMissing, IndexMismatch) as exc:
-        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    index = get_index()
     pair = version_pair(index, doc_id, request.args.get("against", ""))
     if isinstance(pair, str):
         return render_template("error.html", title="没有可比较的版本", message=pair), 404
@@ -277,27 +260,18 @@ _SORT_KEYS = {
 @bp.get("/docs")
 def documents():
     """All documents, sortable and filtered like the search."""
-    try:
-        searcher = _kb().searcher()
-        filters = filters_from_args(request.args)
-    except (IndexMissing, IndexMismatch) as exc:
-        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
-    except QueryError as exc:
-        return render_template("error.html", title="筛选条件有误", message=str(exc)), 400
-    mask = searcher.doc_mask(filters)
+    searcher = get_searcher()
+    mask = searcher.doc_mask(filters_from_args(request.args))
     docs = [d for i, d in enumerate(searcher.index.documents) if mask is None or mask[i]]
     sort = request.args.get("sort", "published")
     if sort not in _SORT_KEYS:
         sort = "published"
     descending = request.args.get("order", "desc" if sort == "published" else "asc") == "desc"
     docs.sort(key=_SORT_KEYS[sort], reverse=descending)
-    try:
-        as_of = reference_date(request.args)
-    except QueryError as exc:
-        return render_template("error.html", title="日期有误", message=str(exc)), 400
+    request_date()  # a malformed as_of is refused before the page is drawn
     return render_template("docs.html", docs=docs, sort=sort, descending=descending, args=request.args,
                            total=len(searcher.index.documents), level_labels=LEVEL_LABELS,
-                           validity=lambda doc: searcher.validity(doc, as_of), versions=searcher.index.versions)
+                           versions=searcher.index.versions)
 
 
 def missing_references(index: KnowledgeIndex) -> list[dict]:
@@ -323,39 +297,9 @@ def missing_references(index: KnowledgeIndex) -> list[dict]:
 @bp.get("/references")
 def references():
     """Documents cited by clauses but not yet in the knowledge base, so administrators know what to add."""
-    try:
-        index = _kb().index()
-    except (IndexMissing, IndexMismatch) as exc:
-        return render_template("error.html", title="索引暂不可用", message=str(exc)), 503
+    index = get_index()
     repealed = {title_key(r.title): r for r in index.versions.repeals if not r.target}
     missing = [dict(m, repealed=repealed.get(title_key(m["title"]))) for m in missing_references(index)]
     cited = {title_key(m["title"]) for m in missing}
     uncited = [r for key, r in repealed.items() if key not in cited]
     return render_template("references.html", missing=missing, repealed=uncited)
-
-
-@bp.app_errorhandler(404)
-def not_found(exc):
-    if request.path.startswith("/api/"):
-        from web.api import api_error
-
-        return api_error(404, "not_found", "no such resource")
-    return render_template("error.html", title="未找到", message="没有这个页面或文档。"), 404
-
-
-@bp.app_errorhandler(405)
-def not_allowed(exc):
-    if request.path.startswith("/api/"):
-        from web.api import api_error
-
-        return api_error(405, "method_not_allowed", "this method is not allowed here")
-    return render_template("error.html", title="不支持的请求", message="这个地址不支持该请求方式。"), 405
-
-
-@bp.app_errorhandler(413)
-def too_large(exc):
-    if request.path.startswith("/api/"):
-        from web.api import api_error
-
-        return api_error(413, "too_large", "the request body is too large")
-    return render_template("error.html", title="文件过大", message="上传的内容超过了大小限制。"), 413

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-# Flags that describe one particular document; the others may describe a whole batch.
-PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
 _SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
 
 
@@ -42,7 +40,7 @@ def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, ov
     found is reported, never invented. Run `kb build` afterwards to update the index.
     """
     from kb.ingest import IngestError, ingest_file, write_to_corpus
-    from kb.ingest.pipeline import clean_overrides
+    from kb.ingest.pipeline import PER_FILE_KEYS, clean_overrides, same_source
 
     settings = ctx.obj  # kb.config.Settings when run as `kb add`
     if corpus_dir is None:
@@ -150,23 +148,3 @@ def _fail(messages: list[str], footer: str = "") -> None:
     if footer:
         click.echo(footer, err=True)
     raise click.exceptions.Exit(2)
-
-
-def same_source(corpus_dir: Path, result) -> Path | None:
-    """Return another corpus file converted from the same original file, if any."""
-    digest = result.meta.get("source_sha256")
-    if not digest or not corpus_dir.is_dir():
-        return None
-    own = corpus_dir / f"{result.suggested_name}.md"
-    needle = f"source_sha256: {digest}"
-    for path in sorted(corpus_dir.glob("*.md")):
-        if path == own:
-            continue
-        try:
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                head = handle.read(4096)
-        except OSError:
-            continue
-        if needle in head:
-            return path
-    return None

@@ -87,6 +87,10 @@ def _check_suffix(filename: str, name: str) -> str:
                       if hint else f"{name}: {kind} not supported; supported: {', '.join(SUPPORTED_SUFFIXES)}")
 
 
+# Fields that describe one particular document; the others may describe a whole batch (`kb add`, admin upload).
+PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
+
+
 def clean_overrides(overrides: dict[str, str] | None, name: str) -> dict[str, str]:
     """Return the non-empty overrides, stripped; raises IngestError for unknown keys or bad values."""
     cleaned: dict[str, str] = {}
@@ -356,3 +360,23 @@ def write_to_corpus(result: IngestResult, corpus_dir: Path, *, overwrite: bool =
             raise IngestError(f"{target}: cannot write ({exc.strerror})") from exc
         raise
     return target
+
+
+def same_source(corpus_dir: Path, result: IngestResult) -> Path | None:
+    """Return another corpus file converted from the same original file, if any."""
+    digest = result.meta.get("source_sha256")
+    if not digest or not corpus_dir.is_dir():
+        return None
+    own = corpus_dir / f"{result.suggested_name}.md"
+    needle = f"source_sha256: {digest}"
+    for path in sorted(corpus_dir.glob("*.md")):
+        if path == own:
+            continue
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        if needle in head:
+            return path
+    return None
