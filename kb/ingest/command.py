@@ -1,6 +1,7 @@
 """The `kb add` command: convert raw policy files and write them into a corpus folder.
 
-Registered by kb/cli.py with `cli.add_command(add)`.
+Registered by kb/cli.py with `cli.add_command(add)`. Problems are raised as UserError (kb/errors.py
+prints them: one line, exit status 2).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import click
 
-# Flags that describe one particular document; the others may describe a whole batch.
-PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
+from kb.errors import KbCommand, UserError
+from kb.ingest.pipeline import PER_FILE_KEYS, same_source  # noqa: F401  (web/admin.py imports them from here)
+
 _SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
 
 
-@click.command("add")
+@click.command("add", cls=KbCommand)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Corpus folder to write into (default: the first configured corpus, ./corpus).")
@@ -84,11 +86,7 @@ def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, ov
             target = corpus_dir / f"{result.suggested_name}.md"
             click.echo(f"would write {target}  (from {result.source})")
         else:
-            try:
-                target = write_to_corpus(result, corpus_dir, overwrite=overwrite)
-            except IngestError as exc:
-                click.echo(f"error: {exc}", err=True)
-                raise click.exceptions.Exit(2) from None
+            target = write_to_corpus(result, corpus_dir, overwrite=overwrite)  # IngestError: a user error
             click.echo(f"wrote {target}  (from {result.source})")
         for key in _SHOWN:
             if result.meta.get(key):
@@ -144,29 +142,5 @@ def _separate_versions(results: list, corpus_dir: Path) -> list:
 
 
 def _fail(messages: list[str], footer: str = "") -> None:
-    """Print one line per problem on stderr and exit with status 2."""
-    for message in messages:
-        click.echo(f"error: {message}", err=True)
-    if footer:
-        click.echo(footer, err=True)
-    raise click.exceptions.Exit(2)
-
-
-def same_source(corpus_dir: Path, result) -> Path | None:
-    """Return another corpus file converted from the same original file, if any."""
-    digest = result.meta.get("source_sha256")
-    if not digest or not corpus_dir.is_dir():
-        return None
-    own = corpus_dir / f"{result.suggested_name}.md"
-    needle = f"source_sha256: {digest}"
-    for path in sorted(corpus_dir.glob("*.md")):
-        if path == own:
-            continue
-        try:
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                head = handle.read(4096)
-        except OSError:
-            continue
-        if needle in head:
-            return path
-    return None
+    """Raise the problems as one UserError (one stderr line, exit status 2)."""
+    raise UserError("; ".join(messages) + (f" ({footer})" if footer else ""))

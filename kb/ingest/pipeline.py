@@ -28,6 +28,8 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 OVERRIDE_KEYS = ("title", "issuer", "doc_no", "level", "region", "published", "valid_from", "valid_until",
                  "status", "doc_type", "source")
 # Fields looked for in every document; the ones still empty are reported as missing.
+# Metadata that describes one particular document; the other overrides may describe a whole batch.
+PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
 SEARCHED_KEYS = ("title", "doc_no", "published", "issuer", "level", "status")
 SUPPORTED_SUFFIXES = (".txt", ".html", ".htm", ".docx", ".pdf", ".md")
 _HINTS = {
@@ -356,3 +358,23 @@ def write_to_corpus(result: IngestResult, corpus_dir: Path, *, overwrite: bool =
             raise IngestError(f"{target}: cannot write ({exc.strerror})") from exc
         raise
     return target
+
+
+def same_source(corpus_dir: Path, result) -> Path | None:
+    """Return another corpus file converted from the same original file, if any."""
+    digest = result.meta.get("source_sha256")
+    if not digest or not corpus_dir.is_dir():
+        return None
+    own = corpus_dir / f"{result.suggested_name}.md"
+    needle = f"source_sha256: {digest}"
+    for path in sorted(corpus_dir.glob("*.md")):
+        if path == own:
+            continue
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        if needle in head:
+            return path
+    return None
