@@ -12,7 +12,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from kb.search import SearchOptions, Searcher, nfkc
+from kb.search import SearchOptions, Searcher
+from kb.text import nfkc
 
 __all__ = ["evaluate", "load_gold", "nfkc", "rank_of", "refusal_rate"]
 

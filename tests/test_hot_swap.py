@@ -60,8 +60,12 @@ def _found(base: str, doc_id: str, query: str) -> bool:
     return doc_id in [hit["doc_id"] for hit in json.loads(body)["results"]]
 
 
+TITLES = {**ADDED_DOCS, "cujin-geti-gongshanghu-fazhan-tiaoli-2022.md": "促进个体工商户发展条例",
+          "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020.md": "保障中小企业款项支付条例"}
+
+
 def _title_query(name: str) -> str:
-    return ADDED_DOCS[name]
+    return TITLES[name]
 
 
 def _rebuild(corpus: Path, index: Path) -> tuple[float, float]:

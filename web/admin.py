@@ -37,7 +37,7 @@ from kb.ingest.command import PER_FILE_KEYS, same_source
 from kb.ingest.isolated import DEFAULT_SECONDS as DEFAULT_CONVERT_SECONDS
 from kb.ingest.isolated import ConversionStopped, ingest_bytes_isolated
 from kb.ingest.pipeline import clean_overrides, keep_in_trash
-from kb.types import LEVELS, STATUSES
+from kb.domain import LEVEL_LABELS, LEVELS, STATUS_LABELS, STATUSES
 from web.admin_state import SharedState, default_state_dir
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -56,9 +56,6 @@ FIELD_LABELS = {
     "doc_type": "文件类型", "published": "发布日期", "valid_from": "施行日期", "valid_until": "有效期至",
     "status": "效力状态", "source": "来源网址", "source_file": "原始文件", "source_sha256": "原始文件 SHA-256",
 }
-LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
-STATUS_LABELS = {"effective": "现行有效", "draft": "征求意见稿", "expired": "已失效", "superseded": "已被替代",
-                 "repealed": "已废止", "interpretation": "政策解读"}
 STAGE_LABELS = {"parse": "解析条款", "segment": "分词", "embed": "计算向量"}
 STATE_LABELS = {"idle": "本次运行以来还没有重建", "starting": "正在启动", "running": "正在重建",
                 "done": "重建完成，新索引已发布", "up_to_date": "索引已是最新，无需重建", "failed": "重建失败"}
