@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from kb.config import Settings
 from kb.index import BUILDS_DIR, TMP_PREFIX, IndexHandle, read_current
 from kb.search import SearchOptions, Searcher
