@@ -206,7 +206,7 @@ def test_rebuilds_publish_while_the_server_keeps_answering(server):
     assert len(load.times) >= 20 and set(load.statuses) == {200}
     for start, end in builds:
         assert load.done_between(start, end + 0.5) > 0  # requests were answered across each publish
-    for name in BASE_DOCS + ADDED_DOCS:
+    for name in BASE_DOCS + tuple(ADDED_DOCS):
         assert _found(base, name[:-3], _title_query(name)), name
     assert len(list((index / "builds").iterdir())) == 2  # current + previous; the oldest was pruned
 
