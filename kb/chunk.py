@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 
+from kb.text import nfkc
 from kb.types import Chunk, Clause, Document
 
 CHUNKER_VERSION = "3"
@@ -41,7 +41,7 @@ def _split_points(text: str, max_chars: int) -> list[int]:
 
 
 def _compact(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split())
+    return "".join(nfkc(text).split())
 
 
 def is_title_line(doc: Document, clause: Clause) -> bool:

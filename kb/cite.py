@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from kb.text import YEAR
+
 # Worst first: the code of a document is the first of these that applies.
 VALIDITY_CODES = ("repealed", "superseded", "expired", "draft", "pending", "interpretation", "effective", "unknown")
 # Codes that mean "do not rely on this as a policy in force".
@@ -17,12 +19,12 @@ OUTDATED_CODES = frozenset({"repealed", "superseded", "expired", "draft"})
 
 # Five-year plan names -> their last year.
 _FIVE_YEAR_PLANS = {"十一五": 2010, "十二五": 2015, "十三五": 2020, "十四五": 2025, "十五五": 2030}
-_YEAR = r"((?:19|20)[0-9]{2})"
+_YEAR = rf"({YEAR})"
 _RANGE_RE = re.compile(_YEAR + r"\s*年?\s*(?:-|—|–|－|~|～|至|到)\s*" + _YEAR + r"\s*年")
 _BY_YEAR_RE = re.compile(r"(?:到|至|截至|力争到)\s*" + _YEAR + r"\s*年")
 _PLAN_TITLE_RE = re.compile(r"计划|规划|方案|纲要|行动|意见|措施|办法|政策")
 _ANNUAL_REPORT_RE = re.compile(_YEAR + r"\s*年.{0,20}政府工作报告")
-_DATE_RE = re.compile(r"^\s*((?:19|20)[0-9]{2})(?:-([0-9]{1,2}))?(?:-([0-9]{1,2}))?\s*$")
+_DATE_RE = re.compile(rf"^\s*({YEAR})(?:-([0-9]{{1,2}}))?(?:-([0-9]{{1,2}}))?\s*$")
 
 
 @dataclass(frozen=True)

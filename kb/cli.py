@@ -1,11 +1,11 @@
 """The `kb` command, all verbs in one click group: build, ask, serve, eligible (and add, from kb/ingest).
 
-User errors exit 2 with one line on stderr.
+Each verb is a thin shell over the library. User errors are the library's typed exceptions; kb/errors.py
+turns them into one stderr line and exit status 2, for every verb.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -17,42 +17,11 @@ from pathlib import Path
 
 import click
 
-from kb.backends import BackendError
-from kb.config import ConfigError, Settings, check_admin_token, load_settings
-from kb.corpus import CorpusError
-from kb.embed import EncoderError
-from kb.index import BuildBusy, IndexMismatch, IndexMissing
-from kb.search import Filters, QueryError, SearchOptions
+from kb.config import Settings, check_admin_token, load_settings
+from kb.errors import USER_ERRORS, KbCommand, KbGroup, UserError
+from kb.search import Filters, SearchOptions
 
-USER_ERRORS = (ConfigError, CorpusError, EncoderError, BuildBusy, IndexMismatch, IndexMissing, QueryError, BackendError)
-
-
-class UserError(click.ClickException):
-    """A problem the user can fix: one line, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:
-        click.echo(f"kb: error: {self.format_message()}", err=True)
-
-
-def user_errors(fn):
-    """Turn known user-caused exceptions into one clear line and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise UserError(str(exc)) from None
-        except OSError as exc:  # a path or address the user gave: not a folder, no permission, in use, disk full
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise UserError(f"{where}{exc.strerror or exc}") from None
-        except KeyboardInterrupt:
-            click.echo("kb: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
+__all__ = ["USER_ERRORS", "UserError", "cli", "main"]
 
 
 class Progress:
@@ -101,15 +70,12 @@ def _settings(ctx: click.Context, **overrides) -> Settings:
     return base.with_overrides(**overrides)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=KbGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kb-policy", prog_name="kb")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Policy knowledge base: build the index, ask questions, serve the site."""
-    try:
-        ctx.obj = load_settings()
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    ctx.obj = load_settings()
 
 
 def _build(settings: Settings, force: bool, quiet: bool) -> None:
@@ -141,7 +107,6 @@ def _build(settings: Settings, force: bool, quiet: bool) -> None:
 @click.option("--force", is_flag=True, help="rebuild even when nothing changed")
 @click.option("--quiet", "-q", is_flag=True, help="print nothing on success")
 @click.pass_context
-@user_errors
 def build(ctx, corpus_dirs, index_dir, force, quiet):
     """Build or update the index (only new or changed documents are embedded)."""
     _build(_settings(ctx, corpus_dirs=corpus_dirs, index_dir=index_dir), force, quiet)
@@ -178,7 +143,6 @@ def filter_options(fn):
 @click.option("--as-of", "as_of_text", help="judge validity on this date, YYYY-MM-DD (default: today)")
 @filter_options
 @click.pass_context
-@user_errors
 def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, as_of_text, level, region, issuer,
         doc_type, status, year_from, year_to):
     """Answer QUESTION with the cited clauses."""
@@ -228,7 +192,6 @@ def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, as_o
               help="worker processes (more than 1 runs gunicorn; each worker loads the index)")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="threads per worker")
 @click.pass_context
-@user_errors
 def serve(ctx, index_dir, corpus_dirs, host, port, workers, threads):
     """Serve the site and the JSON API (builds the index first if there is none)."""
     from kb.service import KnowledgeBase
@@ -355,12 +318,8 @@ def eligible(ctx, profile_path, index_dir, as_json, as_of_text, today_text, per_
 
     profile = _read_profile(profile_path)
     today = _as_of(as_of_text or today_text)
-    try:
-        settings = ctx.obj if ctx.obj is not None else load_settings()
-        settings = settings.with_overrides(index_dir=index_dir)
-        answer = match(KnowledgeBase(settings).searcher(), profile, today, per_kind=per_kind)
-    except (ConfigError, *USER_ERRORS) as exc:
-        raise UserError(str(exc)) from None
+    settings = (ctx.obj if ctx.obj is not None else load_settings()).with_overrides(index_dir=index_dir)
+    answer = match(KnowledgeBase(settings).searcher(), profile, today, per_kind=per_kind)
     data = answer_to_json(answer)
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=1))

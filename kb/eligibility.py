@@ -21,9 +21,11 @@ import numpy as np
 
 from kb.cite import Validity
 from kb.index import KnowledgeIndex
-from kb.query import NEEDS, TIERS, Understanding, region_terms, thesaurus
-from kb.roles import (KIND_CUES, ROLE_LABELS, ROLES_VERSION, annotate_clause, industries_in, kinds_in)
+from kb.domain import NEEDS, ROLE_LABELS, SIZES, TIER_LADDER, TIERS
+from kb.query import Understanding, region_terms, thesaurus
+from kb.roles import (KIND_CUES, ROLES_VERSION, annotate_clause, industries_in, kinds_in)
 from kb.search import DEFAULT_TUNING, Searcher
+from kb.text import leading_year
 from kb.segment import normalize
 from kb.types import Clause, Document
 
@@ -42,9 +44,6 @@ NUMBER_FIELDS: dict[str, tuple[str, str, bool]] = {
 TEXT_FIELDS: dict[str, str] = {"region": "所在地区", "industry": "所属行业", "tier": "梯度层级", "size": "企业规模"}
 MAX_NUMBER = 1e12  # no profile figure is larger; beyond it a number is a typo or a probe
 PROFILE_FIELDS = ("region", "industry", "tier", "size", *NUMBER_FIELDS, "needs")
-SIZES = ("大型", "中型", "小型", "微型")
-# The cultivation ladder, lowest first: a 小巨人 is also a 专精特新 and an innovative SME.
-TIER_LADDER = ("创新型中小企业", "专精特新中小企业", "专精特新小巨人", "制造业单项冠军")
 _TIER_ALIASES = {normalize(c): tier for tier, cues in TIERS.items() for c in cues + (tier,)}
 _TIER_ALIASES.update({"专精特新“小巨人”企业": "专精特新小巨人", "专精特新小巨人企业": "专精特新小巨人",
                       "国家级专精特新小巨人": "专精特新小巨人", "省级专精特新中小企业": "专精特新中小企业"})
@@ -307,10 +306,10 @@ JUDGED_BONUS = 0.2  # per condition the profile's figures decide, met or not_met
 
 
 def _recency(doc: Document, today: date) -> float:
-    m = re.match(r"\s*((?:19|20)[0-9]{2})", doc.get("published") or doc.get("valid_from"))
-    if not m:
+    year = leading_year(doc.get("published") or doc.get("valid_from"))
+    if year is None:
         return 0.0
-    age = max(0, today.year - int(m.group(1)))
+    age = max(0, today.year - year)
     return RECENCY_WEIGHT * max(0.0, 1 - age / RECENCY_YEARS)
 
 

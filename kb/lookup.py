@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from kb.segment import compact
-from kb.structure import chinese_number
+from kb.text import chinese_number
 
 _NUM = "[一二三四五六七八九十百千零〇两]+|[0-9０-９]+"
 _QUOTE_RE = re.compile(r"[\"“”「」『』](.+?)[\"“”「」『』]")

@@ -11,29 +11,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from kb.domain import NEEDS, TIERS  # noqa: F401  (the vocabulary lives in kb/domain.py)
 from kb.segment import normalize
-
-# The support taxonomy shared with eligibility matching.
-NEEDS: dict[str, str] = {
-    "funding": "资金奖补",
-    "financing": "融资与上市",
-    "tax": "税费减免",
-    "talent": "人才",
-    "approvals": "审批与监管",
-    "ip": "知识产权",
-    "digital": "数字化转型",
-    "market": "市场与供应链",
-    "services": "服务与平台",
-    "quality": "质量品牌",
-    "rights": "权益保护（款项、收费、检查）",
-}
-
-TIERS: dict[str, tuple[str, ...]] = {
-    "制造业单项冠军": ("单项冠军",),
-    "专精特新小巨人": ("小巨人",),
-    "专精特新中小企业": ("专精特新中小企业", "专精特新企业"),
-    "创新型中小企业": ("创新型中小企业",),
-}
+from kb.text import YEAR
 
 # Words that point at the government level a question is about.
 LEVEL_CUES: dict[str, tuple[str, ...]] = {
@@ -42,7 +22,7 @@ LEVEL_CUES: dict[str, tuple[str, ...]] = {
     "national": ("国家层面", "中央", "国务院", "全国"),
 }
 
-_YEAR_RE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})(?![0-9])")
+_YEAR_RE = re.compile(rf"(?<![0-9])({YEAR})(?![0-9])")
 _TITLE_RE = re.compile(r"《([^《》]{2,80})》")
 _CLAUSE_REF_RE = re.compile(r"第([一二三四五六七八九十百零〇两]+|[0-9]+)(条|章|节|编)")
 

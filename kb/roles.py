@@ -21,15 +21,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from kb.query import NEEDS, TIERS, region_terms
+from kb.domain import NEEDS, ROLE_LABELS, ROLES, TIERS  # noqa: F401  (ROLE_LABELS: read from here too)
+from kb.query import region_terms
+from kb.text import chinese_number
 from kb.types import Clause, Document
 
 ROLES_VERSION = "2"
-ROLES = ("goal", "task", "support", "condition", "safeguard", "background")
-ROLE_LABELS = {
-    "goal": "目标", "task": "任务", "support": "支持措施", "condition": "申报条件",
-    "safeguard": "保障措施", "background": "背景",
-}
 
 # --- role cues -------------------------------------------------------------------------
 
@@ -183,8 +180,6 @@ _PRE_OPS = {
     "低于": "<", "少于": "<", "小于": "<", "不足": "<", "不满": "<",
 }
 _POST_OPS = {"及以上": ">=", "以上": ">=", "及以下": "<=", "以下": "<=", "以内": "<="}
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9}
 _NUM = r"[0-9]+(?:\.[0-9]+)?|[一二两三四五六七八九十百〇零]+"
 # Sentences about totals or averages describe goals or results, never one enterprise.
 _AGGREGATE_RE = re.compile(r"户均|平均|累计|全市|全省|全国|总量|培育.{0,12}家|力争|到(?:19|20)[0-9]{2}年")
@@ -199,22 +194,11 @@ def _norm(text: str) -> str:
 
 
 def _cn_number(text: str) -> float | None:
-    """Return the value of an Arabic or simple Chinese numeral (up to 999)."""
+    """Return the value of an Arabic (decimals too) or Chinese numeral."""
     if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text):
         return float(text)
-    total, current = 0, 0
-    for ch in text:
-        if ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    return float(total + current)
+    value = chinese_number(text)
+    return None if value is None else float(value)
 
 
 def _hits(text: str, cues: tuple[str, ...], stops: tuple[str, ...] = ()) -> list[str]:

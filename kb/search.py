@@ -8,7 +8,6 @@ best chunk per clause -> exact lookup -> floor (confidence high | low, or refuse
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -28,6 +27,7 @@ from kb.retrieval.exact import exact_rows
 from kb.retrieval.fusion import DEFAULT_TUNING, Tuning, best_chunk_per_clause, combine, fuse_lexical, top_rows
 from kb.retrieval.lexical import LexicalChannel
 from kb.segment import Segmenter
+from kb.text import nfkc  # noqa: F401  (kb.evaluation and scripts read it from here)
 from kb.types import Hit
 from kb.versions import prefer_in_force
 
@@ -281,7 +281,3 @@ def with_tuning(options: SearchOptions, **changes) -> SearchOptions:
     """Return options with some tuning values replaced (for sweeps)."""
     return replace(options, tuning=replace(options.tuning, **changes))
 
-
-def nfkc(text: str) -> str:
-    """Return NFKC-normalised text (how gold strings are compared)."""
-    return unicodedata.normalize("NFKC", text)

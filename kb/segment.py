@@ -12,10 +12,11 @@ import logging
 import re
 import tempfile
 import threading
-import unicodedata
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from kb.text import compact, fold  # noqa: F401  (compact: read from here too)
 
 SEGMENTER_VERSION = "2"
 
@@ -23,14 +24,7 @@ _KEEP_RE = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff%.]+")
 _CJK_OR_ALNUM = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff]")
 
 
-def normalize(text: str) -> str:
-    """Return NFKC-normalised, lower-cased text (full-width digits and letters become half-width)."""
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def compact(text: str) -> str:
-    """Return normalised text without any whitespace (for exact phrase and heading comparison)."""
-    return "".join(normalize(text).split())
+normalize = fold  # NFKC + lower case (kb/text.py); the name the segmenting stages use
 
 
 def _data_file(name: str) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kb.text import chinese_number  # noqa: F401  (also read from here)
 from kb.types import Clause, Document
 
 STRUCTURE_VERSION = "6"
@@ -225,29 +226,6 @@ def _emit(doc: Document, root: _Node) -> list[Clause]:
     return clauses
 
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-
-
-def chinese_number(text: str) -> int | None:
-    """Return the value of a Chinese or Arabic numeral ("二十四", "24", "２４", "一百零五"), or None."""
-    import unicodedata
-
-    text = unicodedata.normalize("NFKC", text.strip())
-    if text.isdigit():
-        return int(text)
-    if not text or any(ch not in _CN_DIGITS and ch not in _CN_UNITS for ch in text):
-        return None
-    if not any(ch in _CN_UNITS for ch in text):  # positional: 二〇二三
-        return int("".join(str(_CN_DIGITS[ch]) for ch in text))
-    total, current = 0, 0
-    for ch in text:
-        if ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-        else:
-            total += (current or 1) * _CN_UNITS[ch]
-            current = 0
-    return total + current
 
 
 _MARKER_RES = {

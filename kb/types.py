@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kb.domain import LEVELS, STATUSES  # noqa: F401  (the vocabulary lives in kb/domain.py)
+
 # Front-matter keys DESIGN.md names; any other key is kept and shown as-is.
 KNOWN_META_KEYS = (
     "title", "issuer", "doc_no", "level", "region", "doc_type", "published",
     "valid_from", "valid_until", "status", "superseded_by", "source", "license",
 )
-LEVELS = ("national", "provincial", "municipal", "county")
-STATUSES = ("effective", "draft", "expired", "superseded", "repealed", "interpretation")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import math
 import os
@@ -41,7 +40,6 @@ GOLD = SHARED / "eval" / "dev.jsonl"
 HELD_OUT = "gov-work-reports/gwr-2024.md"  # the real report added under a new name in the add-one test
 MODES = ("lexical", "dense", "hybrid")
 SERVER_START_TIMEOUT = 180.0
-sys.path.insert(0, str(ROOT))
 
 
 def log(message: str) -> None:
@@ -78,11 +76,10 @@ def kb_command(*args: str) -> list[str]:
 
 
 def load_eval_module():
-    """Import scripts/eval.py (its `evaluate`, `rank_of`, `load_gold`)."""
-    spec = importlib.util.spec_from_file_location("kb_eval_script", ROOT / "scripts" / "eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Return kb.evaluation (its `evaluate`, `rank_of`, `load_gold`, `nfkc`), as scripts/eval.py uses it."""
+    import kb.evaluation
+
+    return kb.evaluation
 
 
 def dir_bytes(path: Path) -> int:
@@ -574,7 +571,7 @@ def peer_quality(peer: dict, mode: str, gold: list[dict], kb_eval) -> dict:
 
 
 def peer_rank(clause_texts: list[str], gold: list[str], kb_eval) -> int | None:
-    """Return the 1-based rank of the first clause containing a gold string (NFKC), as scripts/eval.py does."""
+    """Return the 1-based rank of the first clause containing a gold string (NFKC), as kb/evaluation.py does."""
     golds = [kb_eval.nfkc(g) for g in gold]
     for rank, text in enumerate(clause_texts, start=1):
         if any(g in kb_eval.nfkc(text) for g in golds):

@@ -20,7 +20,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
-sys.path.insert(0, str(ROOT))
 
 # worker name -> the row label in the table
 ENGINES = {

@@ -22,11 +22,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kb.bridge import parse_frames
+from kb.segment import Segmenter, normalize, stop_words, user_dictionary_words
 
-from kb.bridge import parse_frames  # noqa: E402
-from kb.segment import Segmenter, normalize, stop_words, user_dictionary_words  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TARGET_FAMILIES = ("law", "plan")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")

@@ -29,13 +29,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kb.config import load_settings
+from kb.index import BUILDS_DIR, CURRENT_FILE, TMP_PREFIX, IndexHandle, read_current
+from kb.search import SearchOptions, Searcher
+from kb.service import KnowledgeBase, result_to_json
 
-from kb.config import load_settings  # noqa: E402
-from kb.index import BUILDS_DIR, CURRENT_FILE, TMP_PREFIX, IndexHandle, read_current  # noqa: E402
-from kb.search import SearchOptions, Searcher  # noqa: E402
-from kb.service import KnowledgeBase, result_to_json  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUERIES = ("专精特新小巨人企业培育目标", "数字技术赋能工程", "特色金融助力工程", "优质企业梯度培育")
 # what the temporary build folder holds, in the order a build writes it

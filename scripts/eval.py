@@ -12,6 +12,7 @@ when the r-th cited clause contains one of its gold strings after NFKC normalisa
 where the gold names a "title", the document title contains it. A question is refused when
 it gets no result at all. tests/data/nonsense.jsonl (off-topic questions, sports scores,
 recipes, other languages, random characters) gives the share refused, which should be high.
+The scoring itself (load_gold, rank_of, evaluate, refusal_rate) lives in kb/evaluation.py.
 
 --laws DIR converts the national laws (the LawRefBook Markdown of ../shared/raw/national-laws)
 into temporary corpus folders with `kb add` (text unchanged; two folders, because four laws
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import re
 import shutil
@@ -32,13 +32,13 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kb.embed import load_encoder
+from kb.evaluation import evaluate, load_gold, refusal_rate
+from kb.index import IndexHandle, build_index
+from kb.search import SearchOptions, Searcher, with_tuning
+from kb.segment import Segmenter
 
-from kb.embed import load_encoder  # noqa: E402
-from kb.index import IndexHandle, build_index  # noqa: E402
-from kb.search import SearchOptions, Searcher, nfkc, with_tuning  # noqa: E402
-from kb.segment import Segmenter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SHARED = Path(os.environ.get("KB_SHARED", ROOT.parent / "shared"))  # ../shared next to the checkout
 NONSENSE = ROOT / "tests" / "data" / "nonsense.jsonl"
@@ -47,51 +47,6 @@ NONSENSE = ROOT / "tests" / "data" / "nonsense.jsonl"
 # question is enterprise voice. By that rule these 0-based lines are literal:
 DEV_LAWS_LITERAL = (0, 2, 5)
 DEV_TAIL = 6  # dev.jsonl: the last six questions are asked in an enterprise's own words
-
-
-def load_gold(path: Path) -> list[dict]:
-    """Return the gold questions of a JSONL file."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def rank_of(result, gold: list[str], title: str = "") -> int | None:
-    """Return the 1-based rank of the first hit containing a gold string (in a document titled `title`), or None."""
-    golds = [nfkc(g) for g in gold]
-    want_title = nfkc(title)
-    for hit in result.hits:
-        if want_title and want_title not in nfkc(hit.doc.title):
-            continue
-        text = nfkc(hit.clause.text)
-        if any(g in text for g in golds):
-            return hit.rank
-    return None
-
-
-def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) -> dict:
-    """Return hit@1, hit@5, MRR@10, refusals, low-confidence answers and per-question ranks for one configuration."""
-    ranks, refused, low = [], 0, 0
-    for q in questions:
-        result = searcher.search(q["query"], replace(options, k=10))
-        ranks.append(rank_of(result, q["gold"], q.get("title", "")))
-        refused += not result.hits
-        low += bool(result.hits) and getattr(result, "confidence", "high") == "low"
-    n = len(ranks) or 1
-    return {
-        "n": len(ranks),
-        "hit@1": sum(1 for r in ranks if r == 1) / n,
-        "hit@5": sum(1 for r in ranks if r and r <= 5) / n,
-        "mrr@10": sum(1 / r for r in ranks if r and r <= 10) / n,
-        "refused": refused,
-        "low": low,
-        "ranks": ranks,
-    }
-
-
-def refusal_rate(searcher: Searcher, questions: list[dict], options: SearchOptions) -> float:
-    """Return the share of questions that get no result at all."""
-    if not questions:
-        return 0.0
-    return sum(1 for q in questions if not searcher.search(q["query"], replace(options, k=10)).hits) / len(questions)
 
 
 def gold_parts(args) -> list[tuple[str, list[dict]]]:

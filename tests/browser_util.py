@@ -22,9 +22,14 @@ CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
 
 
 def require_browser() -> None:
-    """Skip the calling test when the Debian chromium package is not installed (the only reason to skip)."""
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium chromium-driver fonts-noto-cjk)")
+    """Skip the calling test when Chromium, its driver or Selenium is not installed (the only reason to skip)."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            pytest.skip(f"{path} is missing (apt-get install chromium chromium-driver fonts-noto-cjk)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip('selenium is not installed (pip install -e ".[test]")')
 
 
 def make_driver(profile_dir: Path, width: int = 1280, height: int = 900):

@@ -2,7 +2,7 @@
 background rebuild, search, remove to .trash, and refusals that leave the corpus untouched.
 
 The uploaded policy texts below are MADE UP for these tests (虚构示例 in the text itself): the organs,
-文号 and dates name no real document. The base corpus is a copy of a real report from ../shared.
+文号 and dates name no real document. The base corpus is a copy of a short real regulation from corpus/.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import pytest
 from kb.config import Settings
 from kb.service import KnowledgeBase
 
-from conftest import GWR
+from conftest import CORPUS
 
 TOKEN = "admin-token-for-tests-7f3a9c"
-BASE_DOC = "gwr-1975.md"  # a short real report (16 KB) keeps each build around a second
+BASE_DOC = "cujin-geti-gongshanghu-fazhan-tiaoli-2022.md"  # a short real regulation (10 KB): builds stay quick
+BASE_ID = BASE_DOC.removesuffix(".md")
 
 # 虚构示例 — a made-up notice, saved as GBK like many files from government sites. Not a real policy.
 GBK_NOTICE = "\n".join([
@@ -67,10 +68,8 @@ def _make_app(tmp_path: Path, token: str = TOKEN, **config):
 
     corpus = tmp_path / "corpus"
     if not corpus.is_dir():
-        if not GWR.is_dir():
-            pytest.skip("../shared/corpora is not present")
         corpus.mkdir()
-        shutil.copy(GWR / BASE_DOC, corpus / BASE_DOC)
+        shutil.copy(CORPUS / BASE_DOC, corpus / BASE_DOC)
     settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index", dense=False, admin_token=token)
     kb = KnowledgeBase(settings)
     if not kb.has_index():
@@ -147,7 +146,7 @@ def test_login_required_and_wrong_token_refused(admin_app, tmp_path):
     assert r.status_code == 302 and r.headers["Location"].startswith("/admin/login")
     r = client.get("/admin/build/status.json")
     assert r.status_code == 401 and "登录" in r.get_json()["error"]["message"]
-    for path in ("/admin/upload", "/admin/build", "/admin/documents/gwr-1975/remove"):
+    for path in ("/admin/upload", "/admin/build", f"/admin/documents/{BASE_ID}/remove"):
         r = client.post(path, data={"confirm": "yes", "files": [(io.BytesIO(GBK_NOTICE.encode("gbk")), "n.txt")]},
                         content_type="multipart/form-data")
         assert r.status_code == 401, path  # refused before the form is even read
@@ -160,7 +159,7 @@ def test_login_required_and_wrong_token_refused(admin_app, tmp_path):
         r = client.get("/admin/documents", headers={"Authorization": header, "Accept": "application/json"})
         assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer"), header
     r = client.get("/admin/documents", headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"})
-    assert r.status_code == 200 and r.get_json()["documents"][0]["doc_id"] == "gwr-1975"
+    assert r.status_code == 200 and r.get_json()["documents"][0]["doc_id"] == BASE_ID
 
     r = client.post("/admin/login", data={"csrf_token": _csrf(client, "/admin/login"), "token": TOKEN,
                                           "next": "//evil.example/"})
@@ -208,11 +207,11 @@ def test_posts_without_valid_csrf_or_from_other_sites_are_refused(admin_app, tmp
         assert r.status_code == 400 and "表单校验码" in r.get_data(as_text=True), bad
         r = client.post("/admin/build", data={"csrf_token": bad})
         assert r.status_code == 400
-        r = client.post("/admin/documents/gwr-1975/remove", data={"csrf_token": bad, "confirm": "yes"})
+        r = client.post(f"/admin/documents/{BASE_ID}/remove", data={"csrf_token": bad, "confirm": "yes"})
         assert r.status_code == 400
     for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
                     {"Referer": "https://evil.example/page"}):
-        r = client.post("/admin/documents/gwr-1975/remove", data={"csrf_token": csrf, "confirm": "yes"},
+        r = client.post(f"/admin/documents/{BASE_ID}/remove", data={"csrf_token": csrf, "confirm": "yes"},
                         headers=headers)
         assert r.status_code == 403 and "跨站请求" in r.get_data(as_text=True), headers
         r = client.post("/admin/upload", data={"csrf_token": csrf, "files": [(io.BytesIO(raw), "n.txt")]},
@@ -236,7 +235,7 @@ def test_upload_preview_commit_rebuild_search_remove(admin_app, tmp_path):
     before = _snapshot(corpus)
     client = admin_app.test_client()
     csrf = _login(client)
-    assert "gwr-1975" in _search_doc_ids(client, "政府工作报告")
+    assert BASE_ID in _search_doc_ids(client, "个体工商户")
     # 补助 is a policy word, so weak matches come back; the made-up notice is not among them yet
     before_upload = _search_doc_ids(client, "虚构示例星火补助")
 
@@ -275,7 +274,7 @@ def test_upload_preview_commit_rebuild_search_remove(admin_app, tmp_path):
     page = client.get("/admin/build").get_data(as_text=True)
     assert 'src="/static/admin.js"' in page and "<script>" not in page
     notice_id = next(d["doc_id"] for d in listing if d["title"] == GBK_TITLE)
-    docx_id = next(d["doc_id"] for d in listing if d["title"] != GBK_TITLE and d["doc_id"] != "gwr-1975")
+    docx_id = next(d["doc_id"] for d in listing if d["title"] != GBK_TITLE and d["doc_id"] != BASE_ID)
     assert _search_doc_ids(client, "虚构示例星火补助")[0] == notice_id  # without restarting anything
     assert notice_id not in before_upload
     assert _search_doc_ids(client, "晨曦贷款贴息比例")[0] == docx_id

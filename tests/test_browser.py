@@ -1,5 +1,5 @@
 """The site in a real browser: headless Debian Chromium driven by Selenium, against the app served by
-waitress on a free loopback port over a real index (corpus/ plus two real reports from ../shared).
+waitress on a free loopback port over a real index (corpus/, plus two real reports from ../shared when present).
 
 Searching and reading the cited clause, following a citation to the highlighted clause, keyboard-only
 use of the search and eligibility forms, the admin upload with and without a token, the "复制引用"
@@ -38,9 +38,10 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site(built_index):
+def site(request):
     """The site (every blueprint that exists, admin disabled: no token) on a real server."""
-    require_browser()
+    require_browser()  # before the index is built: nothing to build when the browser is missing
+    built_index = request.getfixturevalue("built_index")
     app = site_app(built_index.settings, built_index)
     with LiveServer(app) as server:
         server.app = app

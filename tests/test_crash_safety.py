@@ -1,5 +1,5 @@
 """`kb build` killed with SIGKILL at many points of a real build (a real subprocess over copies of real
-reports from ../shared): the published index still opens and answers exactly as before, and the
+regulations from corpus/): the published index still opens and answers exactly as before, and the
 next build succeeds, publishes, and clears the leftover `.tmp-*` folders.
 """
 
@@ -14,21 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from kb.config import Settings
 from kb.index import BUILDS_DIR, TMP_PREFIX, IndexHandle, read_current
 from kb.search import SearchOptions, Searcher
 from kb.service import KnowledgeBase, result_to_json, shared_segmenter
 
-from conftest import GWR, ROOT
+from conftest import CORPUS, ROOT
 
-QUERIES = ("农业生产和粮食", "国民经济计划", "工业建设 钢铁", "科学技术 教育")
-BASE_DOCS = ("gwr-1975.md", "gwr-resolution-npc11-s1.md")
-# one new (uncached) real report per round, so every killed build has real work to do
-NEW_DOCS = ("gwr-1960.md", "gwr-1980.md", "gwr-1985.md", "gwr-1994.md", "gwr-1992.md", "gwr-1956.md")
-
-pytestmark = pytest.mark.skipif(not GWR.is_dir(), reason="../shared/corpora is not present")
+QUERIES = ("个体工商户 登记", "中小企业 款项支付", "增值税 税率", "标准 制定")
+BASE_DOCS = ("cujin-geti-gongshanghu-fazhan-tiaoli-2022.md", "zengzhishui-zanxingtiaoli-2017.md")
+# one new (uncached) real regulation per round, so every killed build has real work to do
+NEW_DOCS = ("biaozhunhua-fa-2017.md", "jiuye-cujinfa-2015.md", "zhongxiaoqiye-cujinfa-2017.md",
+            "shuju-anquanfa-2021.md", "chanpinzhiliangfa-2018.md", "duiwaimaoyifa-2022.md")
 
 
 def _env(dense: bool) -> dict[str, str]:
@@ -109,7 +106,7 @@ def _corpus(tmp_path: Path, names) -> Path:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in names:
-        shutil.copy(GWR / name, corpus / name)
+        shutil.copy(CORPUS / name, corpus / name)
     return corpus
 
 
@@ -130,7 +127,7 @@ def test_sigkill_at_many_points_keeps_the_published_index(tmp_path):
     leftovers_seen = 0
     for (label, make_trigger), new_doc in zip(points, NEW_DOCS, strict=True):
         published, expected = _answers(index)
-        shutil.copy(GWR / new_doc, corpus / new_doc)
+        shutil.copy(CORPUS / new_doc, corpus / new_doc)
         killed = _start_and_kill(corpus, index, dense=False, trigger=make_trigger())
         now_published, answers = _answers(index)  # it still opens, in a fresh reader
         if now_published == published:
@@ -156,18 +153,18 @@ def test_sigkill_at_many_points_keeps_the_published_index(tmp_path):
 
 
 def test_sigkill_during_embedding_with_the_real_encoder(tmp_path):
-    # three short real resolutions keep the first (in-process) embedding quick
-    corpus = _corpus(tmp_path, ("gwr-resolution-npc10-s5.md", "gwr-resolution-npc11-s1.md",
-                                "gwr-resolution-npc11-s2.md"))
+    # three short real documents keep the first (in-process) embedding quick
+    corpus = _corpus(tmp_path, ("lianyungang-zjtx-plan-interpretation.md", "cujin-geti-gongshanghu-fazhan-tiaoli-2022.md",
+                                "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020.md"))
     index = tmp_path / "index"
     kb = KnowledgeBase(Settings(corpus_dirs=(corpus,), index_dir=index, dense=True))
     kb.build()
     encoder = kb.encoder()
     modes = ("hybrid", "dense")
     published, expected = _answers(index, encoder, modes)
-    assert expected["dense:国民经济计划"]["results"]
+    assert expected["dense:中小企业 款项支付"]["results"]
 
-    shutil.copy(GWR / "gwr-1960.md", corpus / "gwr-1960.md")
+    shutil.copy(CORPUS / "zengzhishui-zanxingtiaoli-2017.md", corpus / "zengzhishui-zanxingtiaoli-2017.md")
     # BM25 is written before the passages are embedded: kill a second into embedding
     assert _start_and_kill(corpus, index, dense=True, trigger=_held(_in_tmp(index, "bm25-bigrams"), 1.0))
     assert _tmp_folders(index)
@@ -177,4 +174,4 @@ def test_sigkill_during_embedding_with_the_real_encoder(tmp_path):
     assert "built" in out and not _tmp_folders(index)
     now_published, answers = _answers(index, encoder, modes)
     assert now_published != published and answers != expected
-    assert "gwr-1960" in IndexHandle(index, encoder.model_id).current().doc_row
+    assert "zengzhishui-zanxingtiaoli-2017" in IndexHandle(index, encoder.model_id).current().doc_row

@@ -602,7 +602,7 @@ def test_add_command(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     result = runner.invoke(add, [str(gbk), str(empty), "--corpus", str(fresh)])
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == f"error: {empty}: the file is empty"
+    assert result.stderr.splitlines() == [f"kb: error: {empty}: the file is empty (nothing was written)"]
     assert "Traceback" not in result.output
     assert not fresh.exists()
 

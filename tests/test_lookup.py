@@ -64,7 +64,7 @@ def test_reference_inside_text_is_not_matched_as_heading(article_kb):
 
 
 def test_quoted_phrase_returns_only_clauses_containing_it(built_index):
-    for query in ("“专属金融产品”", '"研发投入强度超过5%"', "「普惠小微贷款」"):
+    for query in ("“专属金融产品”", '"研发投入强度超过5%"', "「知识产权质押融资」"):  # all three in corpus/
         phrase = parse_clause_query(query).phrases[0]
         hits = built_index.search(query, SearchOptions(k=20)).hits
         assert hits, query

@@ -1,10 +1,12 @@
-"""Search over a real index (corpus/ plus two real government work reports, real encoder)."""
+"""Search over a real index (corpus/ plus two real government work reports when ../shared is present, real encoder)."""
 
 from __future__ import annotations
 
 import pytest
 
 from kb.search import Filters, QueryError, SearchOptions, clean_query
+
+from conftest import needs_reports
 
 
 def test_target_question_returns_targets_clause_first(built_index):
@@ -24,6 +26,7 @@ def test_every_mode_returns_whole_clauses(built_index, mode):
         assert clause.text == hit.clause.text  # the whole clause, not a window
 
 
+@needs_reports
 def test_year_named_in_question_finds_that_report(built_index):
     result = built_index.search("2023年将制造业企业和科技型中小企业研发费用加计扣除比例提高到多少", SearchOptions(k=5))
     assert any("提高至100%" in h.clause.text and h.doc.doc_id == "gwr-2023" for h in result.hits[:3])

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from kb.corpus import DOC_ID_MAX_CHARS
+from kb.domain import LEVEL_LABELS, STATUS_LABELS
 from kb.index import KnowledgeIndex
 from kb.refs import ReferenceResolver, find_references
 from kb.search import QueryError
@@ -18,18 +19,9 @@ from web.knowledge import get_index, get_searcher, request_date
 
 bp = Blueprint("pages", __name__)
 
-STATUS_LABELS = {
-    "effective": "现行有效",
-    "draft": "征求意见稿",
-    "expired": "已失效",
-    "superseded": "已被替代",
-    "repealed": "已废止",
-    "interpretation": "政策解读",
-}
 EXTRA_META_LABELS = {"interprets": "解读对象", "source_note": "说明", "license": "版权", "doc_type": "类型",
                      "history": "题注（制定与修改）", "valid_from_note": "施行日期依据"}
 _DERIVED_KEYS = ("repealed_by", "repealed_note", "superseded_from", "effective_note")  # shown in the versions box instead
-LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
 _DOC_ID_RE = re.compile(rf"^[a-z0-9][a-z0-9\-]{{0,{DOC_ID_MAX_CHARS - 1}}}$")
 
 # The query parameters each page owns: links rebuilt from the request carry these and nothing else

@@ -1,6 +1,7 @@
 """The `kb add` command: convert raw policy files and write them into a corpus folder.
 
-Registered by kb/cli.py with `cli.add_command(add)`.
+Registered by kb/cli.py with `cli.add_command(add)`. Problems are raised as UserError (kb/errors.py
+prints them: one line, exit status 2).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import click
 
+from kb.errors import KbCommand, UserError
+
 _SHOWN = ("title", "doc_no", "published", "issuer", "level", "status")
 
 
-@click.command("add")
+@click.command("add", cls=KbCommand)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Corpus folder to write into (default: the first configured corpus, ./corpus).")
@@ -82,11 +85,7 @@ def add(ctx: click.Context, files: tuple[Path, ...], corpus_dir: Path | None, ov
             target = corpus_dir / f"{result.suggested_name}.md"
             click.echo(f"would write {target}  (from {result.source})")
         else:
-            try:
-                target = write_to_corpus(result, corpus_dir, overwrite=overwrite)
-            except IngestError as exc:
-                click.echo(f"error: {exc}", err=True)
-                raise click.exceptions.Exit(2) from None
+            target = write_to_corpus(result, corpus_dir, overwrite=overwrite)  # IngestError: a user error
             click.echo(f"wrote {target}  (from {result.source})")
         for key in _SHOWN:
             if result.meta.get(key):
@@ -142,9 +141,5 @@ def _separate_versions(results: list, corpus_dir: Path) -> list:
 
 
 def _fail(messages: list[str], footer: str = "") -> None:
-    """Print one line per problem on stderr and exit with status 2."""
-    for message in messages:
-        click.echo(f"error: {message}", err=True)
-    if footer:
-        click.echo(footer, err=True)
-    raise click.exceptions.Exit(2)
+    """Raise the problems as one UserError (one stderr line, exit status 2)."""
+    raise UserError("; ".join(messages) + (f" ({footer})" if footer else ""))

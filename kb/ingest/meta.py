@@ -11,12 +11,11 @@ import re
 from dataclasses import dataclass
 
 from kb.ingest.normalize import display_width
-from kb.types import LEVELS, STATUSES
+from kb.domain import LEVELS, STATUSES
+from kb.text import chinese_number
 
 DATE_KEYS = ("published", "valid_from", "valid_until")
 
-_CN_DIGITS = {"〇": 0, "零": 0, "○": 0, "O": 0, "o": 0, "0": 0, "Ο": 0,
-              "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _DATE_AR = r"(?P<y>(?:19|20)\d{2})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*日"
 _DATE_CN = (r"(?P<cy>[〇零○Oo0Ο一二三四五六七八九]{4})\s*年\s*(?P<cm>[一二三四五六七八九十]{1,2})\s*月"
             r"\s*(?P<cd>[一二三四五六七八九十]{1,3})\s*日")
@@ -102,11 +101,15 @@ class Found:
     notes: tuple[str, ...] = ()
 
 
+_ZERO_LOOKALIKES = str.maketrans({c: "〇" for c in "○OoΟ0"})  # written for 〇 in years of scanned documents
+
+
 def _cn_number(text: str) -> int:
-    if "十" in text:
-        left, _, right = text.partition("十")
-        return (_CN_DIGITS[left] if left else 1) * 10 + (_CN_DIGITS[right] if right else 0)
-    return int("".join(str(_CN_DIGITS[c]) for c in text))
+    """Return the value of a Chinese numeral of a date (二〇二三, 十二, 二十一); ValueError when it is none."""
+    value = chinese_number(text.translate(_ZERO_LOOKALIKES))
+    if value is None:
+        raise ValueError(f"not a Chinese numeral: {text!r}")
+    return value
 
 
 def _date_from_match(match: re.Match[str]) -> str:

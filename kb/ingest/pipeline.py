@@ -27,6 +27,8 @@ DEFAULT_MAX_BYTES = 50 * 2**20
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 OVERRIDE_KEYS = ("title", "issuer", "doc_no", "level", "region", "published", "valid_from", "valid_until",
                  "status", "doc_type", "source")
+# Metadata that describes one particular document; the others may describe a whole batch (`kb add`, admin upload).
+PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
 # Fields looked for in every document; the ones still empty are reported as missing.
 SEARCHED_KEYS = ("title", "doc_no", "published", "issuer", "level", "status")
 SUPPORTED_SUFFIXES = (".txt", ".html", ".htm", ".docx", ".pdf", ".md")
@@ -86,9 +88,6 @@ def _check_suffix(filename: str, name: str) -> str:
     raise IngestError(f"{name}: {kind} not supported ({hint}); supported: {', '.join(SUPPORTED_SUFFIXES)}"
                       if hint else f"{name}: {kind} not supported; supported: {', '.join(SUPPORTED_SUFFIXES)}")
 
-
-# Fields that describe one particular document; the others may describe a whole batch (`kb add`, admin upload).
-PER_FILE_KEYS = ("title", "doc_no", "published", "valid_from", "valid_until", "source")
 
 
 def clean_overrides(overrides: dict[str, str] | None, name: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ the question is about.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,6 +16,7 @@ import numpy as np
 from kb.query import region_terms
 from kb.retrieval.fusion import Tuning
 from kb.segment import normalize
+from kb.text import leading_year
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,7 @@ class Filters:
 
 def doc_year(doc) -> int | None:
     """Return the year a document was published, or None."""
-    m = re.match(r"\s*((?:19|20)\d{2})", doc.get("published"))
-    return int(m.group(1)) if m else None
+    return leading_year(doc.get("published"))
 
 
 class DocumentStage:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app
 
+from kb.domain import LEVEL_LABELS, STATUS_LABELS  # noqa: F401  (the admin modules take them from here)
+
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 DEFAULT_MAX_FILE_BYTES = 20 * 2**20  # per uploaded file; app.config["KB_ADMIN_MAX_FILE_BYTES"] overrides
@@ -24,9 +26,6 @@ FIELD_LABELS = {
     "doc_type": "文件类型", "published": "发布日期", "valid_from": "施行日期", "valid_until": "有效期至",
     "status": "效力状态", "source": "来源网址", "source_file": "原始文件", "source_sha256": "原始文件 SHA-256",
 }
-LEVEL_LABELS = {"national": "国家", "provincial": "省级", "municipal": "市级", "county": "县区"}
-STATUS_LABELS = {"effective": "现行有效", "draft": "征求意见稿", "expired": "已失效", "superseded": "已被替代",
-                 "repealed": "已废止", "interpretation": "政策解读"}
 
 
 def admin_state():

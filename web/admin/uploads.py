@@ -22,7 +22,7 @@ from kb.ingest.isolated import DEFAULT_SECONDS as DEFAULT_CONVERT_SECONDS
 from kb.ingest.isolated import ConversionStopped, ingest_bytes_isolated
 # The same rules as `kb add`: which fields describe one document only, and the same-source check.
 from kb.ingest.pipeline import PER_FILE_KEYS, clean_overrides, same_source
-from kb.types import LEVELS, STATUSES
+from kb.domain import LEVELS, STATUSES
 from web.admin import FIELD_LABELS, admin_state, bp, first_corpus, max_file_bytes, size_text
 from web.errors import json_error, wants_json
 
