@@ -30,6 +30,18 @@ CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 GWR = SHARED / "corpora" / "gov-work-reports"
 DEV = SHARED / "eval" / "dev.jsonl"
+# a few real documents of corpus/ (the seed and both versions of one regulation): milvus-lite is a
+# pure-Python engine here, so the whole bundled corpus would take minutes per build
+SMALL = ("lianyungang-zjtx-plan-interpretation.md", "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020.md",
+         "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2025.md")
+
+
+def _small_corpus(folder: Path) -> Path:
+    """Copy the SMALL documents of corpus/ into `folder` and return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SMALL:
+        (folder / name).write_bytes((CORPUS / name).read_bytes())
+    return folder
 
 
 def _questions(kb: KnowledgeBase) -> list[str]:
@@ -44,10 +56,8 @@ def _questions(kb: KnowledgeBase) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    """One real index (corpus/ plus two reports when ../shared is there) served by both backends."""
-    corpus = tmp_path_factory.mktemp("corpus")
-    for f in CORPUS.glob("*.md"):
-        (corpus / f.name).write_bytes(f.read_bytes())
+    """One real index (a few documents of corpus/, plus two reports when ../shared is there) served by both backends."""
+    corpus = _small_corpus(tmp_path_factory.mktemp("corpus"))
     for name in ("gwr-2024.md", "gwr-1954.md"):
         if (GWR / name).is_file():
             (corpus / name).write_bytes((GWR / name).read_bytes())
@@ -137,9 +147,9 @@ def test_clause_row_by_id(pair):
 
 @pytest.fixture()
 def seed_kb(tmp_path):
-    """A milvus-backed knowledge base over corpus/ alone (quick to rebuild)."""
+    """A milvus-backed knowledge base over a few documents of corpus/ (quick to rebuild)."""
     uri = str(tmp_path / "m.db")
-    kb = KnowledgeBase(Settings(corpus_dirs=(CORPUS,), index_dir=tmp_path / "index", backend="milvus", milvus_uri=uri))
+    kb = KnowledgeBase(Settings(corpus_dirs=(_small_corpus(tmp_path / "corpus"),), index_dir=tmp_path / "index", backend="milvus", milvus_uri=uri))
     kb.build()
     yield kb, uri
     milvus.close(uri)
@@ -191,7 +201,7 @@ def test_exception_during_build_keeps_alias(seed_kb, monkeypatch):
 
     from kb.index import build_index
 
-    report = build_index([CORPUS], kb.settings.index_dir, kb.encoder(), kb.segmenter, force=True)
+    report = build_index(list(kb.settings.corpus_dirs), kb.settings.index_dir, kb.encoder(), kb.segmenter, force=True)
     with pytest.raises(RuntimeError, match="simulated crash"):
         milvus.publish_build(mc, kb.settings.index_dir, report.build_name, kb.encoder_id(), on_batch=boom)
     assert milvus.build_of_alias(mc) == before
@@ -220,7 +230,7 @@ def test_kill_during_build_keeps_alias(seed_kb):
     before = milvus.build_of_alias(kb.milvus())
     from kb.index import build_index
 
-    build_index([CORPUS], kb.settings.index_dir, kb.encoder(), kb.segmenter, force=True)  # a new build, not published
+    build_index(list(kb.settings.corpus_dirs), kb.settings.index_dir, kb.encoder(), kb.segmenter, force=True)  # a new build, not published
     milvus.close(uri)  # a milvus-lite file is open in one process at a time
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kb.settings.index_dir), uri], env=env,
