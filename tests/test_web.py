@@ -83,3 +83,33 @@ def test_document_markdown_is_sanitised(tmp_path):
 def test_security_headers(client):
     r = client.get("/")
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+
+
+def test_about_page_renders_the_projects_markdown(client):
+    """/about is web/content/about.md rendered with markdown and sanitised with nh3 (the project's own text)."""
+    r = client.get("/about")
+    assert r.status_code == 200
+    page = r.get_data(as_text=True)
+    assert "<h1>关于本知识库</h1>" in page and "<h2>效力与版本</h2>" in page
+    assert '<a href="/docs">文件列表</a>' in page  # Markdown links rendered
+    assert "<strong>原文条款</strong>" in page
+    assert "**" not in page and "](/" not in page  # no raw Markdown left
+    home = client.get("/").get_data(as_text=True)
+    assert 'href="/about"' in home
+
+
+def test_about_markdown_is_sanitised(tmp_path, monkeypatch):
+    """Even the project's own page goes through the sanitiser: a script or handler in the file stays inert."""
+    from web import pages
+
+    fake = tmp_path / "about.md"
+    fake.write_text("# 标题\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) <img src=x onerror=alert(1)>\n",
+                    encoding="utf-8")
+    monkeypatch.setattr(pages, "ABOUT_PAGE", fake)
+    pages.about_html.cache_clear()
+    try:
+        html = str(pages.about_html())
+    finally:
+        pages.about_html.cache_clear()
+    assert "<h1>标题</h1>" in html
+    assert "<script" not in html and "javascript:" not in html and "onerror" not in html and "<img" not in html

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 
+import markdown
+import nh3
 from flask import Blueprint, abort, render_template, request, url_for
 from markupsafe import Markup, escape
 
@@ -284,6 +288,23 @@ def missing_references(index: KnowledgeIndex) -> list[dict]:
         return sorted(found.values(), key=lambda e: (-len(e["citations"]), e["title"]))
 
     return _cached(index, "missing_refs", compute)
+
+
+ABOUT_PAGE = Path(__file__).resolve().parent / "content" / "about.md"
+
+
+@functools.lru_cache(maxsize=1)
+def about_html() -> Markup:
+    """Return the about page: the project's own Markdown (web/content/about.md) rendered, then sanitised."""
+    html = markdown.markdown(ABOUT_PAGE.read_text(encoding="utf-8"), extensions=["sane_lists"])
+    return Markup(nh3.clean(html, tags={"h1", "h2", "h3", "p", "ul", "ol", "li", "strong", "em", "a", "code"},
+                            attributes={"a": {"href"}}, url_schemes={"http", "https"}))
+
+
+@bp.get("/about")
+def about():
+    """What the knowledge base holds, how to use it, how validity is judged (the project's own text, not policy)."""
+    return render_template("about.html", body=about_html())
 
 
 @bp.get("/references")
