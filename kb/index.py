@@ -615,11 +615,20 @@ class IndexHandle:
         self._lock = threading.Lock()
         self._loaded: tuple[str, KnowledgeIndex] | None = None
 
-    def current(self) -> KnowledgeIndex:
-        """Return the loaded published build, switching to a newer one if it appeared."""
+    def published_name(self) -> str:
+        """Return the name of the published build (here: the CURRENT pointer); raise IndexMissing when none."""
         name = read_current(self.index_dir)
         if name is None:
             raise IndexMissing(f"no index in {self.index_dir}; run 'kb build' first")
+        return name
+
+    def missing_build_message(self, name: str) -> str:
+        """Return what to say when the published build's folder is not there."""
+        return f"published build {name} is missing in {self.index_dir}; run 'kb build'"
+
+    def current(self) -> KnowledgeIndex:
+        """Return the loaded published build, switching to a newer one if it appeared."""
+        name = self.published_name()
         loaded = self._loaded
         if loaded is not None and loaded[0] == name:
             return loaded[1]
@@ -627,8 +636,8 @@ class IndexHandle:
             if self._loaded is None or self._loaded[0] != name:
                 build_dir = self.index_dir / BUILDS_DIR / name
                 if not build_dir.is_dir():
-                    if self._loaded is not None:  # pruned under us: keep serving what we have
+                    if self._loaded is not None:  # pruned under us (or not yet visible here): keep serving what we have
                         return self._loaded[1]
-                    raise IndexMissing(f"published build {name} is missing in {self.index_dir}; run 'kb build'")
+                    raise IndexMissing(self.missing_build_message(name))
                 self._loaded = (name, KnowledgeIndex(build_dir, self.expected_encoder))
             return self._loaded[1]

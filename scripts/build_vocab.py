@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kb.bridge import BridgeEntry as Row  # one bridge row, as the loader reads it
 from kb.bridge import parse_frames
 from kb.segment import Segmenter, normalize, stop_words, user_dictionary_words
 
@@ -336,18 +337,6 @@ def load_cilin() -> Cilin | None:
 
 
 # ---------------------------------------------------------------- bridge rows
-
-@dataclass(frozen=True)
-class Row:
-    """One bridge row before writing."""
-
-    everyday_form: str
-    term: str
-    weight: float
-    kind: str
-    provenance: str
-    need: str = ""
-
 
 WEIGHTS = {"inventory-manual": 0.5, "rule": 0.6, "rule+lexicon": 0.6}
 

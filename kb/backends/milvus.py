@@ -33,6 +33,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from kb.backends import EVERYWHERE, LEXICAL_CHANNELS, BackendError, Where
+from kb.index import BUILDS_DIR, IndexHandle, IndexMissing
 
 ALIAS = "kb_current"
 PREFIX = "kb_build_"
@@ -470,36 +471,24 @@ class MilvusBackend:
 
 # -- wiring --------------------------------------------------------------------
 
-class MilvusIndexHandle:
+class MilvusIndexHandle(IndexHandle):
     """The index build the Milvus alias names, loaded from the index folder; follows the alias per request."""
 
     def __init__(self, index_dir: Path, expected_encoder: str | None, mc) -> None:
-        self.index_dir = Path(index_dir)
-        self.expected_encoder = expected_encoder
+        super().__init__(index_dir, expected_encoder)
         self.follower = AliasFollower(mc)
-        self._lock = threading.Lock()
-        self._loaded: tuple[str, object] | None = None
 
-    def current(self):
-        """Return the loaded build the alias names, switching when the alias moved."""
-        from kb.index import BUILDS_DIR, IndexMissing, KnowledgeIndex
-
+    def published_name(self) -> str:
+        """Return the build the alias names; raise IndexMissing when nothing is published to Milvus."""
         name = self.follower.build()
         if name is None:
             raise IndexMissing("no build is published to Milvus yet; run 'kb build' with KB_BACKEND=milvus")
-        loaded = self._loaded
-        if loaded is not None and loaded[0] == name:
-            return loaded[1]
-        with self._lock:
-            if self._loaded is None or self._loaded[0] != name:
-                build_dir = self.index_dir / BUILDS_DIR / name
-                if not build_dir.is_dir():
-                    if self._loaded is not None:  # pruned or not yet visible here: keep serving what we have
-                        return self._loaded[1]
-                    raise IndexMissing(f"Milvus names build {name}, which is not in {self.index_dir}/{BUILDS_DIR}; "
-                                       "the serving replicas need the index folder the admin node builds")
-                self._loaded = (name, KnowledgeIndex(build_dir, self.expected_encoder))
-            return self._loaded[1]
+        return name
+
+    def missing_build_message(self, name: str) -> str:
+        """Return what to say when this replica lacks the build folder the alias names."""
+        return (f"Milvus names build {name}, which is not in {self.index_dir}/{BUILDS_DIR}; "
+                "the serving replicas need the index folder the admin node builds")
 
 
 def publish_build(mc, index_dir: Path, build_name: str, expected_encoder: str | None,
