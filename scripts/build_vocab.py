@@ -71,6 +71,12 @@ def read_body(path: Path) -> str:
     return text
 
 
+def _is_law(path: Path) -> bool:
+    """True for a corpus document that is a law or regulation (front matter doc_type 法律 / 行政法规)."""
+    head = path.read_text(encoding="utf-8", errors="replace")[:2000]
+    return bool(re.search(r"^doc_type:\s*(法律|行政法规)\s*$", head, flags=re.M))
+
+
 def gather(args) -> list[tuple[str, str, str]]:
     """Return (family, doc name, text) for every input document, in a fixed order."""
     docs = []
@@ -83,6 +89,8 @@ def gather(args) -> list[tuple[str, str, str]]:
             for path in sorted(folder.rglob("*.md")):
                 if path.name.lower() == "readme.md":
                     continue
+                if family == "plan" and _is_law(path):
+                    continue  # the bundled laws are read once, as the law family (--laws)
                 docs.append((family, f"{family}:{path.relative_to(folder)}", read_body(path)))
     return docs
 
