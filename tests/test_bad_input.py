@@ -661,21 +661,29 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_kb_serve_refuses_a_200mb_body_before_reading_it(small, tmp_path):
+def _start_serve(index, corpus, cwd, env) -> tuple[subprocess.Popen, int]:
+    """Start `kb serve` on a free loopback port in its own process group; return it once it accepts connections."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(small["index"]),
-                               "--corpus", str(small["corpus"]), "--port", str(port)],
-                              env=_clean_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+    server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(index), "--corpus",
+                               str(corpus), "--port", str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            if server.poll() is not None or time.monotonic() >= deadline:
+                if server.poll() is None:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait()
+                raise AssertionError(server.stderr.read()[-2000:])
+            time.sleep(0.2)
+
+
+def test_kb_serve_refuses_a_200mb_body_before_reading_it(small, tmp_path):
+    server, port = _start_serve(small["index"], small["corpus"], tmp_path, _clean_env())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()[-2000:]
-                time.sleep(0.2)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n"
                          f"Content-Length: {200 * 2**20}\r\n\r\n".encode() + b"\0" * 65536)
@@ -1092,20 +1100,9 @@ def test_sigterm_of_kb_serve_removes_pending_uploads(small, tmp_path):
     shutil.copytree(small["corpus"], corpus)
     shutil.copytree(small["index"], index)
     (tmp_path / "tmp").mkdir()
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(index), "--corpus",
-                               str(corpus), "--port", str(port)],
-                              env=_clean_env(KB_ADMIN_TOKEN=ADMIN_TOKEN, TMPDIR=str(tmp_path / "tmp")), cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    server, port = _start_serve(index, corpus, tmp_path,
+                                _clean_env(KB_ADMIN_TOKEN=ADMIN_TOKEN, TMPDIR=str(tmp_path / "tmp")))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()[-2000:]
-                time.sleep(0.2)
         body, content_type = _multipart({"files": ("made-up.md", GOOD_DOC.encode())})
         request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/upload", data=body, method="POST", headers={
             "Content-Type": content_type, "Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"})
