@@ -4,7 +4,8 @@ and the question-frame words that carry no content.
 Data only, built by scripts/build_vocab.py from the corpus term inventory (kb/data/terms.tsv),
 general abbreviation rules, HIT Cilin same-class synonyms and hand-written everyday forms of
 inventory terms (kb/data/bridge_manual.tsv); never from evaluation questions. Every row records
-its provenance. Files: kb/data/bridge.tsv and kb/data/frames.tsv.
+its provenance. Files: kb/data/bridge.tsv, kb/data/frames.tsv, and kb/data/answer_types.tsv (what kind
+of answer an interrogative asks for, and the drafting words that state it).
 """
 
 from __future__ import annotations
@@ -93,6 +94,22 @@ def parse_frames(text: str) -> dict[str, str]:
     return out
 
 
+def parse_answer_types(text: str) -> dict[str, tuple[str, ...]]:
+    """Parse answer-types TSV text (interrogatives<TAB>slot words<TAB>category); raises BridgeError naming the bad line."""
+    out: dict[str, tuple[str, ...]] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        asks = [normalize(w.strip()) for w in cols[0].split("|") if w.strip()] if cols else []
+        slots = tuple(w.strip() for w in cols[1].split("|") if w.strip()) if len(cols) > 1 else ()
+        if len(cols) != 3 or not asks or not slots or not cols[2].strip():
+            raise BridgeError(f"answer types line {n}: want 'interrogatives<TAB>slot words<TAB>category': {line!r}")
+        for ask in asks:
+            out[ask] = tuple(dict.fromkeys(out.get(ask, ()) + slots))
+    return out
+
+
 @lru_cache(maxsize=1)
 def load_bridge() -> Bridge:
     """Return the bundled bridge (parsed once), indexed by everyday form and by term, best weight first."""
@@ -130,3 +147,9 @@ def everyday_form_list() -> tuple[str, ...]:
 def frame_words() -> dict[str, str]:
     """Return {word or phrase: 'frame' | 'stop'} for question-frame words that carry no content."""
     return parse_frames(_data_text("frames.tsv"))
+
+
+@lru_cache(maxsize=1)
+def answer_types() -> dict[str, tuple[str, ...]]:
+    """Return {interrogative: slot words} (多久 -> 期限, 日内, 之日起)."""
+    return parse_answer_types(_data_text("answer_types.tsv"))

@@ -189,12 +189,14 @@ class Searcher:
                 idf = max(known) if known else oov_idf
             idf = max(idf, 1.0)  # words in every chunk (a one-document corpus's title) still count
             topical = c.word in self.policy_words or self.words.df(c.word) >= common_df
+            everyday = c.word in self.analyser.vocab.policy_forms
             if self.words.known(c.word):
-                terms.append(floor.CoverageTerm(c.word, idf, variants, known=True, topical=topical))
+                terms.append(floor.CoverageTerm(c.word, idf, variants, known=True, topical=topical, everyday=everyday))
             else:  # an unknown compound counts when all its known parts are there, or an expansion is
                 parts = tuple(p for p in c.parts if len(p) >= 2 and self.words.known(p))
                 known = bool(parts) or any(self.words.known(v) for v in c.expansions)
-                terms.append(floor.CoverageTerm(c.word, idf, c.expansions, parts, known=known, topical=topical))
+                terms.append(floor.CoverageTerm(c.word, idf, c.expansions, parts, known=known, topical=topical,
+                                                everyday=everyday))
         return terms
 
     def coverage(self, q: AnalysedQuestion, chunk_row: int) -> float:

@@ -92,6 +92,24 @@ class Segmenter:
         """Return every precise-mode jieba token of normalised text, punctuation and spaces included (they join back to it)."""
         return self._get().lcut(normalize(text), HMM=True)
 
+    def cut_question(self, text: str) -> list[str]:
+        """Return `cut` tokens of a question, with words jieba's HMM made up re-cut by the dictionary alone.
+
+        On everyday phrasing the HMM glues characters into words no dictionary has (税交多 of
+        税交多了, 招人时); those are re-cut without it (税/交/多, 招人/时). The tokens still join
+        back to the text. The index is not affected (its words come from `words`).
+        """
+        tok = self._get()
+        out: list[str] = []
+        for t in tok.lcut(normalize(text), HMM=True):
+            if len(t) >= 2 and not tok.FREQ.get(t) and _CJK_OR_ALNUM.search(t) and not t.isascii():
+                parts = tok.lcut(t, HMM=False)
+                if len(parts) > 1:
+                    out.extend(parts)
+                    continue
+            out.append(t)
+        return out
+
     def precise_words(self, text: str) -> list[str]:
         """Return precise-mode jieba words of normalised text, stop words kept, punctuation removed."""
         return [w for w in (t.strip() for t in self.cut(text)) if w and is_word(w)]

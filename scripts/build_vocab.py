@@ -543,7 +543,8 @@ def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], li
         if r.everyday_form == normalize(r.term):
             dropped.append((r, "self-map"))
             continue
-        if len(r.everyday_form) < 2:
+        if len(r.everyday_form) < 2 and r.provenance != "inventory-manual":
+            # hand-written one-character words (退, 扣, 罚) are kept: retrieval matches them only as whole jieba words
             dropped.append((r, "single character (too ambiguous to match)"))
             continue
         if r.term not in corpus_text:

@@ -51,6 +51,15 @@ def test_a_question_without_policy_words_is_refused_unless_it_matches_well():
     assert _judge(terms, 0.6, dense=0.7).confidence == floor.HIGH
 
 
+def test_an_everyday_form_makes_a_question_topical_only_when_most_of_it_is_known():
+    # 退 (an everyday form of 退还) among words the corpus uses: answered; 医院 among words it never
+    # uses (宝宝, 发烧): refused
+    real = [T("退", 3.0, ("退", "退还"), everyday=True), T("多缴", 4.0, ("多缴",))]
+    assert _judge(real, 0.5).confidence != floor.NONE
+    nonsense = [T("医院", 3.0, ("医院",), everyday=True), T("宝宝", 5.0, (), known=False), T("发烧", 5.0, (), known=False)]
+    assert _judge(nonsense, 0.5).confidence == floor.NONE
+
+
 def test_nothing_known_is_refused_and_exact_matches_are_sure():
     unknown = [T("湖人队", 5.0, (), known=False)]
     assert _judge(unknown, 0.0).confidence == floor.NONE
@@ -131,3 +140,35 @@ def test_lexical_channel_over_a_real_bm25s_model():
     assert ch.has("款项", 2) and not ch.has("款项", 0)
     scores = ch.scores({"融资": 1.0, "拖欠": 0.5, "葡萄": 1.0})
     assert scores[0] > 0 and scores[1] == 0 and 0 < scores[2]
+
+
+def test_question_words_jieba_makes_up_are_recut_and_one_character_bridge_words_count():
+    # "税交多了能退吗": the HMM glues 税交多 into one made-up word; re-cut, 税 and 退 are content words
+    # (the bridge knows them) and bring their corpus terms; 多, 了, 吗 stay stop words
+    from kb.retrieval.analysis import Analyser
+    from kb.segment import Segmenter
+
+    seg = Segmenter()
+    assert "税交多" in seg.cut("税交多了能退吗")
+    assert "税交多" not in seg.cut_question("税交多了能退吗")
+    assert "".join(seg.cut_question("税交多了能退吗")) == "税交多了能退吗"
+    q = Analyser(seg).analyse("税交多了能退吗")
+    roles = {w.text: w.role for w in q.words}
+    assert roles["税"] == "content" and roles["退"] == "content" and roles["吗"] == "stop"
+    terms = {e.term for e in q.expansions}
+    assert {"退还", "税款"} <= terms
+
+
+def test_an_interrogative_adds_the_drafting_words_of_its_answer_below_the_users_words():
+    from kb.retrieval.analysis import Analyser
+    from kb.retrieval.fusion import Tuning
+    from kb.segment import Segmenter
+
+    an = Analyser(Segmenter())
+    q = an.analyse("发明专利保护多久")
+    slots = {e.term: e for e in q.expansions if e.provenance == "answer-type"}
+    assert "期限" in slots and slots["期限"].weight < 1.0
+    weights = dict(q.word_query)
+    assert weights["期限"] < weights["专利"]
+    off = an.analyse("发明专利保护多久", tuning=Tuning(answer_type_weight=0.0))
+    assert not any(e.provenance == "answer-type" for e in off.expansions)

@@ -102,7 +102,7 @@ class Analyser:
         u = understand(query, doc_types=doc_types, regions=regions, expand=expand and tuning.expansion_weight > 0,
                        expansion_weight=tuning.expansion_weight)
         norm = normalize(query)
-        tokens = self.segmenter.cut(norm)
+        tokens = self.segmenter.cut_question(norm)
         frames = self.vocab.find_frames(tokens) if tuning.use_frames else []
         frame_at = {i: m for m in frames for i in range(m.start, m.end)}
         # frames become spaces, so a frame between two words does not glue them into a bigram
@@ -121,7 +121,8 @@ class Analyser:
                 continue
             elif tok in cues:
                 words.append(Word(tok, CUE))
-            elif len(tok) < 2 or tok in stops:
+            elif (len(tok) < 2 and tok not in self.vocab.by_form) or tok in stops:
+                # one character is a content word only where the bridge knows it (退, 扣, 罚: 退还, 扣除, 罚款)
                 words.append(Word(tok, STOP))
             else:
                 words.append(Word(tok, CONTENT))
@@ -141,6 +142,14 @@ class Analyser:
                     continue
                 seen[p.term] = len(expansions)
                 expansions.append(Expansion(p.form, p.term, weight, p.provenance))
+
+        if expand and tuning.answer_type_weight > 0 and self.vocab:
+            said = {e.term for e in expansions}
+            for ask, slots in self.vocab.find_answer_types(tokens):
+                for slot in slots:
+                    if slot not in said and slot not in norm:
+                        said.add(slot)
+                        expansions.append(Expansion(ask, slot, tuning.answer_type_weight, "answer-type"))
 
         word_query: dict[str, float] = {w: 1.0 for w in user_words}
         bigram_query: dict[str, float] = {b: 1.0 for b in bigrams(content_text)}

@@ -25,7 +25,9 @@ class CoverageTerm:
     `idf`: its weight in the question (rarer words weigh more); `known`: the corpus has
     the word or one of its variants; `topical`: it is a word of the policies themselves (the
     term inventory, the bridge, the thesaurus, a document title), not just a word that
-    occurs somewhere in them.
+    occurs somewhere in them; `everyday`: it is how people say such a word (a hand-written or
+    rule form of the bridge), which makes the question topical only when most of it is
+    words the corpus knows (医院 or 名字 in a question about pop songs or a child's fever is not).
     """
 
     word: str
@@ -34,6 +36,7 @@ class CoverageTerm:
     parts: tuple[str, ...] = ()
     known: bool = True
     topical: bool = False
+    everyday: bool = False  # not a policy word, but an everyday form written for one (退, 拖着不给钱)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def known_share(terms: Sequence[CoverageTerm]) -> float:
 
 
 def judge(terms: Sequence[CoverageTerm], best_coverage: float, top_dense: float, *, min_coverage: float,
-          offtopic_coverage: float, min_dense: float, exact: bool = False) -> Verdict:
+          offtopic_coverage: float, min_dense: float, exact: bool = False,
+          everyday_known_share: float = 0.6) -> Verdict:
     """Return the verdict on an answer whose best clause covers `best_coverage` of the terms.
 
     A question with a topical word is always answered (confidence low when the best clause
@@ -79,7 +83,7 @@ def judge(terms: Sequence[CoverageTerm], best_coverage: float, top_dense: float,
         return Verdict(HIGH, best_coverage, share)
     if not terms or share <= 0:
         return Verdict(NONE, 0.0, share, "nothing relevant found: the question has no word this knowledge base uses")
-    topical = any(t.topical for t in terms)
+    topical = any(t.topical for t in terms) or (any(t.everyday for t in terms) and share > everyday_known_share)
     if not topical and best_coverage < offtopic_coverage and top_dense < min_dense:
         return Verdict(NONE, best_coverage, share,
                        "nothing relevant found: the question uses none of the policies' own words")

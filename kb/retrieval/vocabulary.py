@@ -44,9 +44,11 @@ class Match:
 class Vocabulary:
     """Bridge pairs and frame words, indexed for matching."""
 
-    def __init__(self, pairs: list[BridgeTerm], frames: dict[str, str], terms: frozenset[str] = frozenset()) -> None:
+    def __init__(self, pairs: list[BridgeTerm], frames: dict[str, str], terms: frozenset[str] = frozenset(),
+                 answers: dict[str, tuple[str, ...]] | None = None) -> None:
         self.pairs = tuple(pairs)
         self.frames = {normalize(w): c for w, c in frames.items() if w.strip()}
+        self.answers = {normalize(w): tuple(s) for w, s in (answers or {}).items() if w.strip() and s}
         by_form: dict[str, list[BridgeTerm]] = {}
         by_term: dict[str, dict[str, float]] = {}
         for p in pairs:
@@ -64,14 +66,18 @@ class Vocabulary:
         # or Cilin neighbours, which are everyday words by design
         self.policy_words = frozenset(normalize(t) for t in terms) | frozenset(by_term) | frozenset(
             normalize(p.form) for p in pairs if p.provenance.startswith("abbrev"))
+        # everyday forms written for policy terms by hand or by rule (退, 拖着不给钱, 民企): a question using
+        # one is about the policies even when it has no corpus term (Cilin neighbours are left out)
+        self.policy_forms = frozenset(f for f, ps in by_form.items() if any(p.weight >= INDEX_FORM_MIN_WEIGHT for p in ps))
         digest = hashlib.sha1()
         for p in self.pairs:
             digest.update(f"{p.form}\t{p.term}\t{p.weight}\n".encode("utf-8"))
         digest.update("\n".join(sorted(f"{w}\t{c}" for w, c in self.frames.items())).encode("utf-8"))
+        digest.update("\n".join(sorted(f"{w}\t{'|'.join(s)}" for w, s in self.answers.items())).encode("utf-8"))
         self.version = digest.hexdigest()[:10]
 
     def __bool__(self) -> bool:
-        return bool(self.pairs or self.frames)
+        return bool(self.pairs or self.frames or self.answers)
 
     def find_frames(self, tokens: list[str]) -> list[Match]:
         """Return the frame words among jieba tokens (runs of up to MAX_RUN tokens, longest first)."""
@@ -92,6 +98,10 @@ class Vocabulary:
         for form in found:
             out.extend(p for p in self.by_form[form] if normalize(p.term) not in norm)
         return out
+
+    def find_answer_types(self, tokens: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+        """Return (interrogative, slot words) for the question words that say what kind of answer is wanted."""
+        return [(m.text, self.answers[m.text]) for m in _runs(tokens, self.answers)]
 
     def everyday_forms(self, term: str) -> tuple[tuple[str, float], ...]:
         """Return (form, weight) for the everyday forms of a corpus term."""
@@ -146,7 +156,7 @@ def from_bridge(bridge) -> Vocabulary:
     """Adapt kb/bridge.py's loader to a Vocabulary."""
     pairs = [BridgeTerm(e.everyday_form, e.term, float(e.weight), f"{e.kind}:{e.provenance}")
              for e in bridge.load_bridge().entries]
-    return Vocabulary(pairs, dict(bridge.frame_words()), bundled_terms())
+    return Vocabulary(pairs, dict(bridge.frame_words()), bundled_terms(), bridge.answer_types())
 
 
 def everyday_tokens(vocab: Vocabulary, words: list[str]) -> list[str]:
