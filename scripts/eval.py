@@ -6,8 +6,8 @@
         [--gold EXTRA.jsonl]... [--ablation] [--show]
 
 Gold sets reported side by side: ../shared/eval/dev.jsonl (its last 6 questions are the
-enterprise voice), ../shared/eval/dev-laws.jsonl (split by DEV_LAWS_LITERAL below) and every
---gold file (split by its "voice" field where it has one). A question is answered at rank r
+enterprise voice), ../shared/eval/dev-laws.jsonl (split by DEV_LAWS_LITERAL below), our own
+tuning set tests/data/dev_voice_laws.jsonl (by voice) and every --gold file (split by its "voice" field where it has one). A question is answered at rank r
 when the r-th cited clause contains one of its gold strings after NFKC normalisation and,
 where the gold names a "title", the document title contains it. A question is refused when
 it gets no result at all. tests/data/nonsense.jsonl (off-topic questions, sports scores,
@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SHARED = Path(os.environ.get("KB_SHARED", ROOT.parent / "shared"))  # ../shared next to the checkout
 NONSENSE = ROOT / "tests" / "data" / "nonsense.jsonl"
+TUNING = ROOT / "tests" / "data" / "dev_voice_laws.jsonl"  # a dev set of our own (tuned on; tests/data/README.md)
 # dev-laws.jsonl has no voice field. Rule: a question is literal when it is a run of the law's
 # own terms (a noun phrase: no question word, no first person, no everyday frame); every other
 # question is enterprise voice. By that rule these 0-based lines are literal:
@@ -62,6 +63,10 @@ def gold_parts(args) -> list[tuple[str, list[dict]]]:
         parts += [("laws all", laws),
                   ("laws literal", [q for i, q in enumerate(laws) if i in DEV_LAWS_LITERAL]),
                   ("laws voice", [q for i, q in enumerate(laws) if i not in DEV_LAWS_LITERAL])]
+    if TUNING.is_file():
+        tuning = load_gold(TUNING)
+        parts += [("dev-voice-laws all", tuning)] + [
+            (f"dev-voice-laws {v}", [q for q in tuning if q.get("voice") == v]) for v in ("enterprise", "literal")]
     for path in args.gold or []:
         questions = load_gold(path)
         parts.append((f"{path.stem} all", questions))
@@ -242,7 +247,7 @@ def sweep(searcher: Searcher, parts: list[tuple[str, list[dict]]]) -> int:
     }
     known = {f.name for f in fields(SearchOptions().tuning)}
     grid = {k: v for k, v in grid.items() if k in known}
-    wanted = [p for p in parts if p[0] in ("dev all", "laws voice", "laws literal", "dev voice")]
+    wanted = [p for p in parts if p[0] in ("dev all", "laws voice", "laws literal", "dev voice", "dev-voice-laws all")]
     results = []
     for values in itertools.product(*grid.values()):
         changes = dict(zip(grid, values))
