@@ -237,6 +237,9 @@ class Searcher:
         score = combine(lex, dense, options.mode, t)
         if options.mode != "dense":
             score = score * self.docs.prior(q, t, self.words, self.index.chunk_doc)[self.index.chunk_doc]
+            if t.coverage_weight > 0 and cover_terms:
+                cov = floor.coverage_rows(cover_terms, self.words.rows_with, n)
+                score = score * ((1 - t.coverage_weight) + t.coverage_weight * cov)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
 

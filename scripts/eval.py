@@ -209,6 +209,7 @@ ABLATIONS = [
     ("- dense channel", {}, {"dense_weight": 0.0}),
     ("- dense on every question (skip it when lexically sure)", {}, {"sure_coverage": 0.8}),
     ("- answer types of question words", {}, {"answer_type_weight": 0.0}),
+    ("- coverage in the score", {}, {"coverage_weight": 0.0}),
     ("- off-topic floor (never refuse)", {}, {"offtopic_coverage": 0.0}),
 ]
 

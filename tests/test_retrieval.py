@@ -26,6 +26,21 @@ def test_coverage_is_the_idf_share_found():
     assert floor.coverage([], lambda tok: True) == 0.0
 
 
+def test_coverage_of_every_row_at_once_equals_coverage_row_by_row():
+    import numpy as np
+
+    holdings = {0: {"增值税", "免征"}, 1: {"银行", "贷款"}, 2: {"银行"}, 3: set()}
+    terms = [T("增值税", 4.0, ("增值税",)), T("免税", 2.0, ("免税", "免征")), T("银行贷款", 3.0, (), parts=("银行", "贷款"))]
+
+    def rows_with(tok):
+        return np.array([r for r, toks in holdings.items() if tok in toks], dtype=np.int64)
+
+    got = floor.coverage_rows(terms, rows_with, len(holdings))
+    want = [floor.coverage(terms, lambda tok, r=r: tok in holdings[r]) for r in holdings]
+    assert got == pytest.approx(want)
+    assert got[0] == pytest.approx(6 / 9) and got[1] == pytest.approx(3 / 9) and got[3] == 0.0
+
+
 def test_an_unknown_compound_counts_when_all_its_parts_are_there():
     term = T("银行贷款", 5.0, (), parts=("银行", "贷款"))
     assert floor.coverage([term], lambda tok: tok in {"银行", "贷款"}) == 1.0

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
+
 HIGH, LOW, NONE = "high", "low", "none"
 
 
@@ -59,6 +61,27 @@ def coverage(terms: Sequence[CoverageTerm], has: Callable[[str], bool]) -> float
         if any(has(v) for v in t.variants) or (t.parts and all(has(p) for p in t.parts)):
             got += t.idf
     return got / total
+
+
+def coverage_rows(terms: Sequence[CoverageTerm], rows_with: Callable[[str], np.ndarray], n: int) -> np.ndarray:
+    """Return `coverage` for every chunk row at once (`rows_with(token)`: the rows holding a token)."""
+    total = sum(t.idf for t in terms)
+    out = np.zeros(n, dtype=np.float32)
+    if total <= 0 or n == 0:
+        return out
+    for t in terms:
+        found = np.zeros(n, dtype=bool)
+        for v in t.variants:
+            found[rows_with(v)] = True
+        if t.parts:
+            every = np.ones(n, dtype=bool)
+            for p in t.parts:
+                has = np.zeros(n, dtype=bool)
+                has[rows_with(p)] = True
+                every &= has
+            found |= every
+        out[found] += t.idf
+    return out / total
 
 
 def known_share(terms: Sequence[CoverageTerm]) -> float:
