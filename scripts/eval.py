@@ -241,7 +241,7 @@ def sweep(searcher: Searcher, parts: list[tuple[str, list[dict]]]) -> int:
     """Grid-search a few fusion weights on the dev parts; prints the top configurations."""
     grid = {
         "word_weight": [0.5, 0.6, 0.7],
-        "dense_weight": [0.4, 0.8],
+        "dense_weight": [0.1, 0.2, 0.35],
         "bridge_weight": [0.3, 0.5, 0.7],
         "doc_channel_weight": [0.0, 0.3, 0.6],
         "doc_coverage_weight": [0.0, 0.5, 1.0],

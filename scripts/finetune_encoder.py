@@ -383,7 +383,7 @@ class Precomputed:
 # ---------------------------------------------------------------------------
 # 4. evaluation
 # ---------------------------------------------------------------------------
-FUSION_GRID = {"dense_weight": [0.4, 0.8, 1.2, 2.0], "dense_floor": [0.2, 0.35, 0.5, 0.6, 0.7]}
+FUSION_GRID = {"dense_weight": [0.1, 0.2, 0.35, 0.5], "dense_floor": [0.2, 0.35, 0.5, 0.6, 0.7]}
 
 
 def recall_at(query_vecs: np.ndarray, pool_vecs: np.ndarray, targets: list[int], k: int = 10) -> dict:

@@ -138,7 +138,7 @@ def test_fusion_arithmetic():
     fused = fuse_lexical(words, bigrams, None, Tuning(word_weight=0.6, bigram_weight=0.4))
     assert fused.tolist() == pytest.approx([0.6, 0.7, 0.0])
     hybrid = combine(fused, np.array([0.9, 0.1, 0.2]), "hybrid", Tuning(dense_weight=1.0, dense_floor=0.35))
-    assert hybrid.tolist() == pytest.approx([1.15, 0.7, 0.0])
+    assert hybrid.tolist() == pytest.approx([1.6, 0.7, 0.0])  # dense above its floor, divided by its best
     assert top_rows(np.array([0.1, 0.5, 0.3]), 2).tolist() == [1, 2]
     best = best_chunk_per_clause(np.array([0.2, 0.9, 0.5, 0.0]), np.array([0, 0, 1, 2]), 5)
     assert best == {0: 1, 1: 2}  # clause 2 scores nothing

@@ -1,8 +1,9 @@
 """Fusion of the channel scores: the tuning weights and pure array arithmetic (no index, no text).
 
 Lexical channels are normalised per query (divided by their best score) and summed with
-weights; the dense channel adds only above a cosine floor, so it cannot drown a good
-lexical match; document priors multiply. Results are whole clauses, best chunk per clause.
+weights; the dense channel adds only above a cosine floor, normalised the same way and weighed
+below the lexical channels, so it cannot drown a good lexical match; coverage of the question
+and document priors multiply. Results are whole clauses, best chunk per clause.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Tuning:
     named_boost: float = 1.0  # a document the question names (type + year, or 《title》)
     level_boost: float = 0.3  # documents of the level or region the question points at
     coverage_weight: float = 0.5  # share of the score that depends on how much of the question a chunk covers (0.4-0.8 alike on dev)
-    dense_weight: float = 0.8
+    dense_weight: float = 0.2  # the dense channel above its floor, divided by its best score (like the lexical ones)
     dense_floor: float = 0.35  # cosine below this adds nothing
     dense_candidates: int = 200
     min_coverage: float = 0.34  # below this share of the question's content matched: answer, flagged low confidence ...
@@ -65,7 +66,7 @@ def combine(lexical: np.ndarray, dense: np.ndarray, mode: str, t: Tuning) -> np.
         return dense.copy()
     if mode == "lexical":
         return lexical.copy()
-    return lexical + t.dense_weight * np.maximum(dense - t.dense_floor, 0)
+    return lexical + t.dense_weight * normalised(np.maximum(dense - t.dense_floor, 0))
 
 
 def top_rows(score: np.ndarray, m: int) -> np.ndarray:
