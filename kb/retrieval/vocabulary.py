@@ -73,8 +73,7 @@ class Vocabulary:
         for p in self.pairs:
             digest.update(f"{p.form}\t{p.term}\t{p.weight}\n".encode("utf-8"))
         digest.update("\n".join(sorted(f"{w}\t{c}" for w, c in self.frames.items())).encode("utf-8"))
-        digest.update("\n".join(sorted(f"{w}\t{'|'.join(s)}" for w, s in self.answers.items())).encode("utf-8"))
-        self.version = digest.hexdigest()[:10]
+        self.version = digest.hexdigest()[:10]  # what index builds depend on (answer types are query-side only)
 
     def __bool__(self) -> bool:
         return bool(self.pairs or self.frames or self.answers)
