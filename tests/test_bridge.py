@@ -179,6 +179,15 @@ def test_abbreviation_rules_never_return_the_term_or_longer(build, tokenizer):
             assert 2 <= len(short) < len(term)
 
 
+def test_register_rules_make_everyday_forms_of_formal_terms(build):
+    Term = build.Term
+    terms = [Term(t, 5, 2, 2, 0, 0, 0, 5.0, "word", "law", "")
+             for t in ("境外所得", "取得所得", "缴纳增值税", "缴纳标准", "支付逾期利息", "所得")]
+    got = {(r.everyday_form, r.term) for r in build.register_rows(terms)}
+    assert got == {("境外收入", "境外所得"), ("交增值税", "缴纳增值税"), ("付逾期利息", "支付逾期利息")}
+    assert all(r.provenance == "rule" and r.weight == build.WEIGHTS["rule"] for r in build.register_rows(terms))
+
+
 def test_merge_drops_self_maps_frames_and_terms_not_in_the_texts(build):
     Row = build.Row
     rows = [Row("民企", "民营企业", 0.6, "abbrev", "rule"),
