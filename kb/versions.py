@@ -14,6 +14,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import lru_cache
 
 from kb.structure import parse_clauses
 from kb.types import Document, Hit
@@ -306,6 +307,7 @@ def articles_of(doc: Document) -> list[Article]:
     return out
 
 
+@lru_cache(maxsize=2048)  # searches compare the same pairs of versions again and again
 def _ratio(a: str, b: str) -> float:
     sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
     if sm.real_quick_ratio() < 0.5 or sm.quick_ratio() < 0.5:

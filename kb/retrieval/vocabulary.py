@@ -60,6 +60,8 @@ class Vocabulary:
             forms[form] = max(forms.get(form, 0.0), p.weight)
         self.by_form = {f: tuple(sorted(ps, key=lambda p: -p.weight)) for f, ps in by_form.items()}
         self._long_forms = tuple(sorted((f for f in by_form if len(f) >= INSIDE_MIN), key=len, reverse=True))
+        self._longest = max((len(f) for f in self._long_forms), default=0)
+        self._long_rank = {f: i for i, f in enumerate(self._long_forms)}
         self._by_term = {t: tuple(sorted(f.items())) for t, f in by_term.items()}
         # the words this knowledge base is about: the term inventory (given by the caller), the
         # bridge's terms and their abbreviations (民企, 高企); not colloquial forms (医院 -> 事业单位)
@@ -90,8 +92,9 @@ class Vocabulary:
         """
         found = [m.text for m in _runs(tokens, self.by_form, skip)]
         kept = "".join(" " if i in skip else t for i, t in enumerate(tokens))
-        for form in self._long_forms:
-            if form in kept and form not in found:
+        inside = {kept[i:i + n] for n in range(INSIDE_MIN, self._longest + 1) for i in range(len(kept) - n + 1)}
+        for form in sorted((f for f in inside if f in self._long_rank), key=self._long_rank.__getitem__):
+            if form not in found:  # longest first
                 found.append(form)
         out: list[BridgeTerm] = []
         for form in found:
