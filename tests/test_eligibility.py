@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb.eligibility import (ProfileError, answer_to_json, match, parse_profile, profile_from_question,
-                            search_eligibility_json)
+from kb.eligibility import ProfileError, match, parse_profile, profile_from_question
+from kb.present import answer_to_json, search_eligibility_json
 
 from conftest import CORPUS, SEED_DOC, SHARED, shared_available
 
