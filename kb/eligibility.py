@@ -21,7 +21,7 @@ import numpy as np
 
 from kb.cite import Validity
 from kb.index import KnowledgeIndex
-from kb.domain import (INDUSTRIAL_CUES, NEEDS, QUESTION_INDUSTRIES, QUESTION_SIZES, SIZE_ALIASES,
+from kb.domain import (INDUSTRIAL_CUES, NEEDS, QUESTION_INDUSTRIES, QUESTION_SIZES, ROLE_LABELS, SIZE_ALIASES,
                        SIZES, TIER_ALIASES, TIER_LADDER, TIERS, region_terms)
 from kb.query import Understanding, thesaurus
 from kb.roles import (KIND_CUES, ROLES_VERSION, annotate_clause, industries_in, kinds_in)
