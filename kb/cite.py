@@ -42,6 +42,11 @@ class Validity:
         """True when the document is expired, a draft, superseded or repealed."""
         return self.code in OUTDATED_CODES
 
+    def to_json(self) -> dict:
+        """Return the one JSON shape of a validity, `{"code", "label", "detail"}` (search results and
+        eligibility items both carry it)."""
+        return {"code": self.code, "label": self.label, "detail": self.detail}
+
 
 def _parse_date(value: str, *, end: bool) -> date | None:
     """Parse YYYY, YYYY-MM or YYYY-MM-DD; `end` picks the last day of a year or month."""

@@ -146,8 +146,9 @@ def filter_options(fn):
 def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, as_of_text, level, region, issuer,
         doc_type, status, year_from, year_to):
     """Answer QUESTION with the cited clauses."""
+    from kb.present import result_to_json, search_text, to_text
     from kb.search import check_k
-    from kb.service import KnowledgeBase, result_to_json
+    from kb.service import KnowledgeBase
 
     settings = _settings(ctx, index_dir=index_dir)
     query = " ".join(question)
@@ -162,24 +163,9 @@ def ask(ctx, question, index_dir, k, as_json, mode, active_only, no_expand, as_o
         return searcher.validity(doc, as_of)
 
     if as_json:
-        out = result_to_json(result, validity)
-        out["as_of"] = as_of.isoformat()
-        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
-        return
-    if not result.hits:
-        click.echo(f"没有找到相关条款 (nothing relevant found for {query!r}).")
-        return
-    if result.confidence == "low":
-        click.echo("匹配较弱：下列条款只包含问题中的部分词语，请核对 (weak match: check that these clauses answer the question).\n")
-    for hit in result.hits:
-        meta = [hit.doc.get(x) for x in ("issuer", "doc_no", "published") if hit.doc.get(x)] + [validity(hit.doc).label]
-        mark = " [精确匹配]" if hit.exact else ""
-        click.secho(f"[{hit.rank}]{mark} {hit.doc.title}  " + " > ".join(hit.clause.path), bold=True)
-        if meta:
-            click.echo("    " + " · ".join(meta))
-        for line in hit.clause.text.splitlines():
-            click.echo("    " + line)
-        click.echo(f"    -> /doc/{hit.doc.doc_id}#{hit.clause.clause_id}  (score {hit.score})\n")
+        click.echo(to_text(result_to_json(result, validity, as_of)))
+    else:
+        click.echo(search_text(query, result, validity))
 
 
 @cli.command()
@@ -267,9 +253,6 @@ def _serve_gunicorn(settings: Settings, workers: int, threads: int) -> None:
 
 # --- kb eligible ------------------------------------------------------------------------------
 
-_VERDICTS = {"met": "满足", "not_met": "不满足", "unknown": "未知"}
-
-
 def _fail(message: str):
     raise UserError(message)
 
@@ -313,7 +296,8 @@ def _read_profile(path: Path):
 @click.pass_context
 def eligible(ctx, profile_path, index_dir, as_json, as_of_text, today_text, per_kind):
     """List the support measures that fit the enterprise in --profile, grouped by kind of support."""
-    from kb.eligibility import answer_to_json, match
+    from kb.eligibility import match
+    from kb.present import answer_to_json, eligibility_text, to_text
     from kb.service import KnowledgeBase
 
     profile = _read_profile(profile_path)
@@ -321,30 +305,9 @@ def eligible(ctx, profile_path, index_dir, as_json, as_of_text, today_text, per_
     settings = (ctx.obj if ctx.obj is not None else load_settings()).with_overrides(index_dir=index_dir)
     answer = match(KnowledgeBase(settings).searcher(), profile, today, per_kind=per_kind)
     data = answer_to_json(answer)
-    if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=1))
-        return
-    _print_text(data)
-
-
-def _print_text(data: dict) -> None:
-    if data["message"]:
-        click.secho(data["message"], bold=True)
-    if data["region_note"]:
-        click.echo(data["region_note"])
-    for group in data["groups"]:
-        click.secho(f"\n== {group['label']}（{len(group['items'])} 条）", bold=True)
-        if group["note"]:
-            click.echo("   " + group["note"])
-        for n, item in enumerate(group["items"], start=1):
-            click.secho(f"[{n}] {item['title']}  " + " > ".join(item["clause_path"]), bold=True)
-            click.echo(f"    {item['role_label']} · {item['validity']}")
-            for line in item["text"].splitlines():
-                click.echo("    " + line)
-            click.echo(f"    为何列出：{item['why']}")
-            for c in item["conditions"]:
-                click.echo(f"    条件：{c['quote'] or c['text']} → {_VERDICTS[c['verdict']]}（{c['reason']}）")
-            click.echo(f"    -> {item['url']}")
+    text = to_text(data) if as_json else eligibility_text(data)
+    if text:
+        click.echo(text)
 
 
 def main() -> None:

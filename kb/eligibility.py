@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import weakref
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
 
@@ -21,8 +21,9 @@ import numpy as np
 
 from kb.cite import Validity
 from kb.index import KnowledgeIndex
-from kb.domain import NEEDS, ROLE_LABELS, SIZES, TIER_LADDER, TIERS
-from kb.query import Understanding, region_terms, thesaurus
+from kb.domain import (INDUSTRIAL_CUES, NEEDS, QUESTION_INDUSTRIES, QUESTION_SIZES, ROLE_LABELS, SIZE_ALIASES,
+                       SIZES, TIER_ALIASES, TIER_LADDER, TIERS, region_terms)
+from kb.query import Understanding, thesaurus
 from kb.roles import (KIND_CUES, ROLES_VERSION, annotate_clause, industries_in, kinds_in)
 from kb.search import DEFAULT_TUNING, Searcher
 from kb.text import leading_year
@@ -45,10 +46,7 @@ TEXT_FIELDS: dict[str, str] = {"region": "所在地区", "industry": "所属行�
 MAX_NUMBER = 1e12  # no profile figure is larger; beyond it a number is a typo or a probe
 PROFILE_FIELDS = ("region", "industry", "tier", "size", *NUMBER_FIELDS, "needs")
 _TIER_ALIASES = {normalize(c): tier for tier, cues in TIERS.items() for c in cues + (tier,)}
-_TIER_ALIASES.update({"专精特新“小巨人”企业": "专精特新小巨人", "专精特新小巨人企业": "专精特新小巨人",
-                      "国家级专精特新小巨人": "专精特新小巨人", "省级专精特新中小企业": "专精特新中小企业"})
-_SIZE_ALIASES = {"大型企业": "大型", "中型企业": "中型", "小型企业": "小型", "微型企业": "微型", "小企业": "小型",
-                 "小微企业": "小型", "中企业": "中型", "大企业": "大型"}
+_TIER_ALIASES.update(TIER_ALIASES)
 MAX_TEXT = 100
 
 
@@ -125,7 +123,7 @@ def parse_profile(obj) -> Profile:
                 raise ProfileError(f"unknown tier {raw!r}; one of: {', '.join(TIER_LADDER)}", "invalid_value", name)
             raw = tier
         if name == "size":
-            size = raw if raw in SIZES else _SIZE_ALIASES.get(raw)
+            size = raw if raw in SIZES else SIZE_ALIASES.get(raw)
             if size is None:
                 raise ProfileError(f"unknown size {raw!r}; one of: {', '.join(SIZES)}", "invalid_value", name)
             raw = size
@@ -160,21 +158,6 @@ def parse_profile(obj) -> Profile:
             raise ProfileError(f"unknown need {bad[0]!r}; known needs: {', '.join(NEEDS)}", "unknown_need", "needs")
         values["needs"] = tuple(dict.fromkeys(needs))
     return Profile(**values)
-
-
-def profile_to_json(profile: Profile) -> dict:
-    """Return the profile as JSON (every field, null when not given), with need labels."""
-    out = {}
-    for f in fields(Profile):
-        value = getattr(profile, f.name)
-        if f.name == "needs":
-            out["needs"] = list(value)
-        elif f.name in TEXT_FIELDS:
-            out[f.name] = value or None
-        else:
-            out[f.name] = value
-    out["need_labels"] = {n: NEEDS[n] for n in profile.needs}
-    return out
 
 
 def _fmt(number: float) -> str:
@@ -422,10 +405,6 @@ def check_condition(cond: dict, profile: Profile, clause_id: str) -> ConditionCh
                           branch=cond.get("branch", ""))
 
 
-# 国民经济行业分类: 工业 = 采矿业, 制造业, 电力、热力、燃气及水生产和供应业
-INDUSTRIAL_CUES = ("制造", "工业", "采矿", "矿业", "电力", "热力", "燃气", "自来水", "水生产", "供水")
-
-
 def choose_branch(branches: list[str], profile: Profile) -> tuple[str | None, str]:
     """Return (the alternative of a clause that applies to the profile, why); None when it cannot be told."""
     industrial = [b for b in branches if "工业" in b]
@@ -566,55 +545,6 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
                              all_outdated=all_outdated, region_note=region_note, region_used=region_full)
 
 
-# --- JSON ------------------------------------------------------------------------------------------
-
-def condition_to_json(check: ConditionCheck) -> dict:
-    """Return one checked condition in the contract shape."""
-    return {"text": check.text, "quote": check.quote, "field": check.field, "op": check.op, "value": check.value,
-            "unit": check.unit, "verdict": check.verdict, "reason": check.reason, "clause_id": check.clause_id,
-            "branch": check.branch}
-
-
-def item_to_json(item: MatchItem) -> dict:
-    """Return one matched clause in the contract shape (plus role label, kinds, validity details)."""
-    doc = item.doc
-    return {
-        "doc_id": doc.doc_id,
-        "title": doc.title,
-        "clause_id": item.clause.clause_id,
-        "clause_path": list(item.clause.path),
-        "text": item.clause.text,
-        "url": f"/doc/{doc.doc_id}#{item.clause.clause_id}",
-        "role": item.role,
-        "role_label": ROLE_LABELS.get(item.role, item.role),
-        "kinds": list(item.kinds),
-        "why": item.why,
-        "validity": item.validity.label,
-        "validity_code": item.validity.code,
-        "validity_detail": item.validity.detail,
-        "conditions": [condition_to_json(c) for c in item.conditions],
-        "to_check": list(item.to_check),
-        "branch_note": item.branch_note,
-        "score": item.score,
-        "doc": {key: doc.get(key) for key in ("issuer", "level", "region", "status", "published", "doc_no", "doc_type")},
-    }
-
-
-def answer_to_json(answer: EligibilityAnswer) -> dict:
-    """Return the answer in the contract shape of POST /api/eligibility."""
-    return {
-        "profile": profile_to_json(answer.profile),
-        "today": answer.today.isoformat(),
-        "groups": [{"kind": g.kind, "label": g.label, "note": g.note, "items": [item_to_json(i) for i in g.items]}
-                   for g in answer.groups],
-        "message": answer.message,
-        "all_outdated": answer.all_outdated,
-        "region_note": answer.region_note,
-        "region_used": answer.region_used,
-        "edit_url": "/eligibility?" + form_query(answer.profile),
-    }
-
-
 # --- questions in plain words -------------------------------------------------------------------------
 
 # "We are …", "our company …": the asker describes their own enterprise.
@@ -623,15 +553,6 @@ SELF_CUES_RE = re.compile(r"我们|我司|我公司|本公司|我厂|本厂|我�
 ELIGIBILITY_CUES_RE = re.compile(r"有什么支持|有哪些支持|什么支持|能享受|可以享受|享受哪些|享受什么|符合|能申请|可以申请|"
                                  r"申请哪些|能拿到|可以拿到|有资格|有什么政策|有哪些政策|什么政策|有什么补贴|有哪些补贴|"
                                  r"能得到|可以得到|怎么申请|帮扶|扶持政策")
-_QUESTION_INDUSTRIES = (
-    ("制造业", ("制造业", "制造企业", "工厂", "厂子", "工业企业", "生产企业")),
-    ("软件和信息技术", ("软件", "信息技术", "互联网企业")),
-    ("外贸", ("外贸", "出口企业")),
-    ("服务业", ("服务业",)),
-    ("农业", ("农业",)),
-)
-_QUESTION_SIZES = (("微型", ("微型企业", "个体")), ("小型", ("小企业", "小型企业", "小公司", "小厂", "小微")),
-                   ("中型", ("中型企业", "中等规模")), ("大型", ("大型企业", "大企业")))
 _QUESTION_NUMBERS = (
     ("rd_share_percent", r"研发(?:投入|费用)?(?:占比|强度|占营业收入比重|占收入)[^0-9]{0,4}([0-9]+(?:\.[0-9]+)?)\s*%"),
     ("employees", r"([0-9]+)\s*(?:个)?(?:人|名员工|名职工|个员工)"),
@@ -672,8 +593,8 @@ def profile_from_question(question: str, understanding: Understanding) -> Profil
     needs.extend(k for k in kinds_in(described) if k not in needs)
     if not needs or not (SELF_CUES_RE.search(norm) or ELIGIBILITY_CUES_RE.search(norm)):
         return None
-    industry = next((name for name, cues in _QUESTION_INDUSTRIES if any(c in norm for c in cues)), "")
-    size = next((name for name, cues in _QUESTION_SIZES if any(c in norm for c in cues)), "")
+    industry = next((name for name, cues in QUESTION_INDUSTRIES if any(c in norm for c in cues)), "")
+    size = next((name for name, cues in QUESTION_SIZES if any(c in norm for c in cues)), "")
     tier = ""
     for t in TIER_LADDER[::-1]:
         if t in understanding.tiers:
@@ -692,18 +613,3 @@ def eligibility_for_question(searcher: Searcher, question: str, today: date,
     if profile is None:
         return None
     return match(searcher, profile, today)
-
-
-def search_eligibility_json(searcher: Searcher, question: str, today: date,
-                            understanding: Understanding | None = None) -> dict | None:
-    """Return the `"eligibility"` member for the search JSON, or None when the question is not about eligibility.
-
-    It is the /api/eligibility answer plus `"source": "question"`; `edit_url` opens the form
-    filled with the profile that was understood, so the user can correct it.
-    """
-    answer = eligibility_for_question(searcher, question, today, understanding)
-    if answer is None:
-        return None
-    out = answer_to_json(answer)
-    out["source"] = "question"
-    return out

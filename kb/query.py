@@ -142,8 +142,3 @@ def understand(query: str, *, doc_types: tuple[str, ...] = (), regions: tuple[st
                          levels=levels, regions=named_regions, tiers=tiers, needs=needs,
                          expansions=tuple(expansions))
 
-
-def region_terms(region: str) -> tuple[str, ...]:
-    """Split a region value like '江苏省连云港市' into the names people use ('江苏', '连云港')."""
-    parts = re.findall(r"(.+?)(?:省|市|自治区|自治州|县|区|$)", region)
-    return tuple(p for p in parts if len(p) >= 2 and p not in ("全国",))

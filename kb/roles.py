@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from kb.domain import NEEDS, ROLE_LABELS, ROLES, TIERS  # noqa: F401  (ROLE_LABELS: read from here too)
-from kb.query import region_terms
+from kb.domain import (INDUSTRY_CUES, NEEDS, ROLE_LABELS, ROLES, SIZE_CUES, TIER_TEXT_EXTRA,  # noqa: F401
+                       TIERS, region_terms)  # (ROLE_LABELS: read from here too)
 from kb.text import chinese_number
 from kb.types import Clause, Document
 
@@ -93,7 +93,7 @@ SHORT_CLAUSE = 120
 DIRECTED_RE = re.compile(r"(?:支持|帮助|扶持|鼓励|引导|推动|助力|服务|为|对|向|提升|减轻|降低|培育)[^，,。；;]{0,12}?"
                          r"(?:企业|市场主体|经营主体|个体工商户|纳税人|商户)")
 
-# --- kinds of support (keys of kb.query.NEEDS) -------------------------------------------
+# --- kinds of support (keys of kb.domain.NEEDS) -------------------------------------------
 
 KIND_CUES: dict[str, tuple[str, ...]] = {
     "funding": ("奖补", "补助", "补贴", "奖励", "专项资金", "资金支持", "财政资金", "以奖代补", "资助",
@@ -127,34 +127,7 @@ KIND_STOPS: dict[str, tuple[str, ...]] = {
     "digital": ("数字化治理",),
 }
 
-# --- addressees ---------------------------------------------------------------------------
-
-SIZE_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("中小微企业", ("中型", "小型", "微型")),
-    ("中小企业", ("中型", "小型", "微型")),
-    ("小微企业", ("小型", "微型")),
-    ("微型企业", ("微型",)),
-    ("个体工商户", ("个体工商户",)),
-    ("大企业", ("大型",)),
-    ("大型企业", ("大型",)),
-    ("龙头企业", ("大型",)),
-    ("规模以上", ("规上",)),
-)
-INDUSTRY_CUES: dict[str, tuple[str, ...]] = {
-    "制造业": ("制造业", "制造企业", "工业企业", "先进制造"),
-    "服务业": ("服务业",),
-    "外贸": ("外贸企业", "出口企业", "外贸"),
-    "科技型": ("科技型中小企业", "科技型企业", "高新技术企业"),
-    "软件和信息技术": ("软件", "信息技术服务"),
-    "农业": ("农业企业", "新型农业经营主体", "农民合作社"),
-    "建筑业": ("建筑业",),
-    "交通运输": ("交通运输",),
-    "餐饮住宿零售文旅": ("餐饮", "住宿", "零售", "旅游"),
-}
-# Tier names as TIERS spells them, also found with the policy's quotation marks removed.
-_TIER_EXTRA: dict[str, tuple[str, ...]] = {
-    "专精特新中小企业": ("专精特新发展", "专精特新项目", "专精特新企业"),
-}
+# --- addressees: tiers, sizes and industries are in kb/domain.py --------------------------
 
 # --- numeric conditions -------------------------------------------------------------------
 
@@ -222,11 +195,11 @@ def kinds_in(text: str) -> dict[str, list[str]]:
 
 
 def tiers_in(text: str) -> list[str]:
-    """Return the enterprise tiers (keys of kb.query.TIERS) a text addresses."""
+    """Return the enterprise tiers (keys of kb.domain.TIERS) a text addresses."""
     norm = _norm(text)
     out = []
     for tier, cues in TIERS.items():
-        if any(_norm(c) in norm for c in cues + _TIER_EXTRA.get(tier, ())):
+        if any(_norm(c) in norm for c in cues + TIER_TEXT_EXTRA.get(tier, ())):
             out.append(tier)
     return out
 

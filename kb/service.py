@@ -1,7 +1,7 @@
 """The knowledge base as the CLI and the web app use it: settings in, index handle and searcher out.
 
-Owns the wiring (encoder per settings, one segmenter, hot-swapping searcher) and the
-conversion of hits into the contract JSON of DESIGN.md.
+Owns the wiring (encoder per settings, one segmenter, hot-swapping searcher); results are turned into
+the contract JSON (and the command's text) by kb/present.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from kb.embed import Encoder, load_encoder
 from kb.index import BuildReport, IndexHandle, KnowledgeIndex, build_index
 from kb.search import SearchOptions, SearchResult, Searcher
 from kb.segment import Segmenter
-from kb.types import Hit
 
 _SEGMENTER = Segmenter()
 
@@ -116,36 +115,3 @@ class KnowledgeBase:
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> SearchResult:
         """Search the current build."""
         return self.searcher().search(query, options)
-
-
-def hit_to_json(hit: Hit, validity=None) -> dict:
-    """Return one result in the contract shape of DESIGN.md (plus validity when a function is given)."""
-    doc = hit.doc
-    extra = {}
-    if validity is not None:
-        v = validity(doc)
-        extra["validity"] = {"code": v.code, "label": v.label, "detail": v.detail}
-    return {
-        "rank": hit.rank,
-        "score": hit.score,
-        "doc_id": doc.doc_id,
-        "title": doc.title,
-        "clause_id": hit.clause.clause_id,
-        "clause_path": list(hit.clause.path),
-        "text": hit.clause.text,
-        "url": f"/doc/{doc.doc_id}#{hit.clause.clause_id}",
-        "doc": {key: doc.get(key) for key in ("issuer", "level", "status", "published", "doc_no", "region", "doc_type")},
-        "channels": dict(hit.channels),
-        "exact": hit.exact,
-        **extra,
-    }
-
-
-def result_to_json(result: SearchResult, validity=None) -> dict:
-    """Return the search result JSON of the contract (plus what the query was understood as)."""
-    out = {"query": result.query, "results": [hit_to_json(h, validity) for h in result.hits],
-           "confidence": result.confidence}
-    out["understood"] = {"terms": list(result.terms), **result.understanding.as_dict()}
-    if result.message:
-        out["message"] = result.message
-    return out

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from kb.config import load_settings
 from kb.index import BUILDS_DIR, CURRENT_FILE, TMP_PREFIX, IndexHandle, read_current
+from kb.present import result_to_json
 from kb.search import SearchOptions, Searcher
-from kb.service import KnowledgeBase, result_to_json
+from kb.service import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parent.parent
 

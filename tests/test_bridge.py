@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib import resources
 
 import pytest
@@ -137,21 +136,11 @@ def test_parse_frames_rejects_unknown_category():
 
 # ---------------------------------------------------------------- the build script's methods
 
-def _build_module():
-    import importlib.util
-
-    from tests.conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("build_vocab", ROOT / "scripts" / "build_vocab.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_vocab"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def build():
-    return _build_module()
+    from kb import vocab_build
+
+    return vocab_build
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +207,7 @@ def test_cilin_rows_keep_only_vector_checked_same_class_everyday_words(build):
 
 @pytest.mark.slow
 def test_the_shipped_files_are_what_the_build_writes(build, tmp_path):
-    """Re-run scripts/build_vocab.py into a temp folder: same inventory and bridge, byte for byte."""
+    """Re-run the build (kb/vocab_build.main) into a temp folder: same inventory and bridge, byte for byte."""
     from tests.conftest import ROOT
 
     if not LAWS.is_dir():

@@ -17,7 +17,8 @@ from pathlib import Path
 from kb.config import Settings
 from kb.index import BUILDS_DIR, TMP_PREFIX, IndexHandle, read_current
 from kb.search import SearchOptions, Searcher
-from kb.service import KnowledgeBase, result_to_json, shared_segmenter
+from kb.present import result_to_json
+from kb.service import KnowledgeBase, shared_segmenter
 
 from conftest import CORPUS, ROOT
 

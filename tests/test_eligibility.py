@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb.eligibility import (ProfileError, answer_to_json, match, parse_profile, profile_from_question,
-                            search_eligibility_json)
+from kb.eligibility import ProfileError, match, parse_profile, profile_from_question
+from kb.present import answer_to_json, result_to_json, search_eligibility_json
+from kb.search import SearchOptions
 
 from conftest import CORPUS, SEED_DOC, SHARED, shared_available
 
@@ -68,6 +69,21 @@ def test_financing_profile_gets_the_seed_finance_clause(built_index):
     assert "连云港" in top["why"] and "融资与上市" in top["why"] and "专精特新" in top["why"]
     assert top["validity"] == "计划期已结束（至2025年）"
     assert top["text"].startswith("特色金融助力工程。")
+
+
+def test_an_item_and_a_search_result_carry_the_one_validity_shape(built_index):
+    """An eligibility item's label fields and `validity_full` are the search JSON's `validity` of the same document."""
+    searcher = built_index.searcher()
+    top = next(i for i in _group(_answer(built_index, {**LYG, "needs": ["financing"]}), "financing")["items"]
+               if i["doc_id"] == SEED_ID)
+    result = result_to_json(searcher.search("特色金融助力工程", SearchOptions(k=3, as_of=TODAY)),
+                            lambda doc: searcher.validity(doc, TODAY), TODAY)
+    hit = next(r for r in result["results"] if r["doc_id"] == SEED_ID)
+    assert hit["validity"] == top["validity_full"]
+    assert sorted(hit["validity"]) == ["code", "detail", "label"] and hit["validity"]["code"] == "expired"
+    assert (top["validity"], top["validity_code"], top["validity_detail"]) == (
+        hit["validity"]["label"], hit["validity"]["code"], hit["validity"]["detail"])
+    assert result["as_of"] == TODAY.isoformat()
 
 
 def test_digital_profile_gets_the_programme_and_the_targets_as_goals(built_index):

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from kb.search import Filters, QueryError, SearchOptions, check_k
-from kb.service import result_to_json
+from kb.present import result_to_json
 from kb.versions import changes_to_json, compare_versions
 from web import errors
 from web.errors import json_error
@@ -62,8 +62,7 @@ def search():
     searcher = get_searcher()
     options = search_options_from_args(request.args)
     result = searcher.search(q, options)
-    out = result_to_json(result, lambda doc: searcher.validity(doc, options.as_of))
-    out["as_of"] = options.as_of.isoformat()
+    out = result_to_json(result, lambda doc: searcher.validity(doc, options.as_of), options.as_of)
     elig = eligibility_json(searcher, result, options.as_of)
     if elig:
         out["eligibility"] = elig
@@ -73,7 +72,7 @@ def search():
 def eligibility_json(searcher, result, as_of: date) -> dict | None:
     """Return the grouped eligibility answer when the question is an enterprise asking what support it gets;
     validity is judged on the same `as_of` as the search results."""
-    from kb.eligibility import search_eligibility_json
+    from kb.present import search_eligibility_json
 
     return search_eligibility_json(searcher, result.query, as_of, result.understanding)
 

@@ -11,9 +11,10 @@ import math
 
 from flask import Blueprint, jsonify, render_template, request
 
-from kb.eligibility import (NUMBER_FIELDS, SIZES, TEXT_FIELDS, TIER_LADDER, ProfileError, answer_to_json,
-                            form_query, match, parse_profile)
+from kb.eligibility import (NUMBER_FIELDS, SIZES, TEXT_FIELDS, TIER_LADDER, ProfileError, form_query, match,
+                            parse_profile)
 from kb.index import IndexMismatch, IndexMissing
+from kb.present import answer_to_json
 from kb.query import NEEDS
 from kb.search import QueryError
 from web.errors import json_error

