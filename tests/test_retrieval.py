@@ -92,6 +92,17 @@ VOCAB = Vocabulary(
     frozenset({"融资", "拖欠"}))
 
 
+def test_long_everyday_forms_are_found_with_a_word_inserted():
+    from kb.retrieval.vocabulary import _gapped_at
+
+    vocab = Vocabulary([BridgeTerm("请客吃饭", "业务招待费", 0.5, "colloquial:manual")], {}, frozenset())
+    assert [p.term for p in vocab.find_forms(["请", "客户", "吃饭"], "请客户吃饭")] == ["业务招待费"]
+    assert _gapped_at("请客吃饭", "请客户吃饭", 0)
+    assert not _gapped_at("请客吃饭", "请客户们去吃饭", 0)  # more than one character at a gap
+    assert not _gapped_at("请客吃饭", "请 客吃饭", 0)  # a frame (a space here) is not skipped
+    assert not _gapped_at("请客吃饭", "请客吃", 0)
+
+
 def test_frames_match_whole_words_only():
     assert [m.text for m in VOCAB.find_frames(["能", "不能", "贷款"])] == ["能不能"]
     assert VOCAB.find_frames(["主要", "任务"]) == []  # 要 inside 主要 is not a frame

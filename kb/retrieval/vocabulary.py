@@ -19,6 +19,8 @@ from kb.segment import normalize, user_dictionary_words
 
 MAX_RUN = 4  # jieba words a frame or an everyday form may span
 INSIDE_MIN = 3  # everyday forms this long are also found inside a word
+GAPPED_MIN = 4  # everyday forms this long are also found with single extra characters inside (at most MAX_GAPS)
+MAX_GAPS = 2
 INDEX_FORM_MIN_WEIGHT = 0.45  # index side and topicality: forms this sure (rules, hand-written); Cilin neighbours are query-side only
 
 
@@ -62,6 +64,10 @@ class Vocabulary:
         self._long_forms = tuple(sorted((f for f in by_form if len(f) >= INSIDE_MIN), key=len, reverse=True))
         self._longest = max((len(f) for f in self._long_forms), default=0)
         self._long_rank = {f: i for i, f in enumerate(self._long_forms)}
+        self._by_first: dict[str, list[str]] = {}
+        for f in self._long_forms:
+            if len(f) >= GAPPED_MIN:
+                self._by_first.setdefault(f[0], []).append(f)
         self._by_term = {t: tuple(sorted(f.items())) for t, f in by_term.items()}
         # the words this knowledge base is about: the term inventory (given by the caller), the
         # bridge's terms and their abbreviations (民企, 高企); not colloquial forms (医院 -> 事业单位)
@@ -96,6 +102,9 @@ class Vocabulary:
         for form in sorted((f for f in inside if f in self._long_rank), key=self._long_rank.__getitem__):
             if form not in found:  # longest first
                 found.append(form)
+        for form in self._gapped(kept):
+            if form not in found:
+                found.append(form)
         out: list[BridgeTerm] = []
         for form in found:
             out.extend(p for p in self.by_form[form] if normalize(p.term) not in norm)
@@ -105,9 +114,33 @@ class Vocabulary:
         """Return (interrogative, slot words) for the question words that say what kind of answer is wanted."""
         return [(m.text, self.answers[m.text]) for m in _runs(tokens, self.answers)]
 
+    def _gapped(self, text: str) -> list[str]:
+        """Return the forms of GAPPED_MIN or more characters found with one extra character between
+        some of theirs (请客吃饭 in 请客户吃饭, 不用交税 in 不用交个税): everyday speech inserts words."""
+        out = []
+        for i, ch in enumerate(text):
+            for form in self._by_first.get(ch, ()):
+                if form not in text and _gapped_at(form, text, i):
+                    out.append(form)
+        return out
+
     def everyday_forms(self, term: str) -> tuple[tuple[str, float], ...]:
         """Return (form, weight) for the everyday forms of a corpus term."""
         return self._by_term.get(term, ())
+
+
+def _gapped_at(form: str, text: str, start: int) -> bool:
+    """True when `form` occurs in `text` from `start`, with at most MAX_GAPS single extra characters between its own."""
+    j, gaps = start, 0
+    for k, ch in enumerate(form):
+        if j < len(text) and text[j] == ch:
+            j += 1
+        elif k > 0 and gaps < MAX_GAPS and j + 1 < len(text) and text[j + 1] == ch and text[j] != " ":
+            gaps += 1
+            j += 2
+        else:
+            return False
+    return True
 
 
 def _runs(tokens: list[str], table, skip: set[int] = frozenset()) -> list[Match]:
