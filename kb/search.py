@@ -189,7 +189,10 @@ class Searcher:
                 idf = max(known) if known else oov_idf
             idf = max(idf, 1.0)  # words in every chunk (a one-document corpus's title) still count
             topical = c.word in self.policy_words or self.words.df(c.word) >= common_df
-            everyday = c.word in self.analyser.vocab.policy_forms
+            # an everyday form of a policy word (退, 拖着不给钱), or a compound with a policy word in it
+            # (招聘启事): topical when most of the question is words the corpus knows (floor.judge)
+            everyday = c.word in self.analyser.vocab.policy_forms or any(
+                len(p) >= 2 and p in self.policy_words for p in c.parts)
             if self.words.known(c.word):
                 terms.append(floor.CoverageTerm(c.word, idf, variants, known=True, topical=topical, everyday=everyday))
             else:  # an unknown compound counts when all its known parts are there, or an expansion is

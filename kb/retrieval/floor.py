@@ -38,7 +38,7 @@ class CoverageTerm:
     parts: tuple[str, ...] = ()
     known: bool = True
     topical: bool = False
-    everyday: bool = False  # not a policy word, but an everyday form written for one (退, 拖着不给钱)
+    everyday: bool = False  # not a policy word, but an everyday form of one (退) or a compound holding one (招聘启事)
 
 
 @dataclass(frozen=True)
