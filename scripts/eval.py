@@ -207,7 +207,7 @@ ABLATIONS = [
     ("- jieba word channel", {}, {"word_weight": 0.0, "bigram_weight": 1.0}),
     ("- document priors (year, type, level)", {}, {"year_boost": 0.0, "named_boost": 0.0, "level_boost": 0.0}),
     ("- dense channel", {}, {"dense_weight": 0.0}),
-    ("- dense on every question (skip it when lexically sure)", {}, {"sure_coverage": 0.8}),
+    ("+ dense on every question (no lexically-sure skip)", {}, {"sure_coverage": 1.01}),
     ("- answer types of question words", {}, {"answer_type_weight": 0.0}),
     ("- coverage in the score", {}, {"coverage_weight": 0.0}),
     ("- off-topic floor (never refuse)", {}, {"offtopic_coverage": 0.0}),
