@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
+import threading
+import time
 from dataclasses import replace
 from datetime import date
-import sys
-import time
 from pathlib import Path
 
 import click
@@ -228,10 +229,17 @@ def _ready_app(settings: Settings, kb=None):
     from web import create_app
 
     kb = kb or KnowledgeBase(settings)
-    try:  # load jieba, the index and the encoder's weights now rather than on someone's first question
-        kb.search("专精特新", SearchOptions(mode="dense" if settings.dense else "lexical"))
-    except USER_ERRORS:
-        pass
+
+    def warm(mode: str) -> None:
+        try:
+            kb.search("专精特新", SearchOptions(mode=mode))
+        except USER_ERRORS:
+            pass
+
+    warm("lexical")  # jieba, the vocabulary and the index now, before the port opens
+    if settings.dense:  # the encoder (torch and its weights, ~4 s) loads while the server already answers;
+        # a question that needs it meanwhile waits for it (the encoder loads once, under a lock)
+        threading.Thread(target=warm, args=("dense",), name="kb-warm-encoder", daemon=True).start()
     return create_app(settings=settings, kb=kb)
 
 
