@@ -37,6 +37,7 @@ from kb.index import BUILDS_DIR, IndexHandle, IndexMissing
 
 ALIAS = "kb_current"
 PREFIX = "kb_build_"
+POINTER = "kb_pointer"  # engines without aliases (milvus-lite 2.5): one row naming the current collection
 MAX_TOPK = 16384  # Milvus's limit on one search's result count
 INSERT_BATCH = 2000
 TEXT_MAX_BYTES = 65535  # VARCHAR max_length is in bytes
@@ -99,6 +100,7 @@ def close(uri: str, token: str = "") -> None:
     with _CLIENTS_LOCK:
         got = _CLIENTS.pop((uri, token), None)
     if got is not None:
+        _ALIAS_SUPPORT.pop(id(got), None)
         got.close()
     if not re.match(r"^[a-z]+://", uri):  # milvus-lite serves the file from a thread of this process: stop it
         try:
@@ -267,8 +269,72 @@ def _channels_of(index) -> dict[str, object]:
     return models
 
 
+def _unimplemented(exc: Exception) -> bool:
+    """True when an error says the engine lacks the call (milvus-lite 2.5 answers aliases with gRPC UNIMPLEMENTED)."""
+    code = getattr(exc, "code", None)
+    code = code() if callable(code) else code
+    return "UNIMPLEMENTED" in str(getattr(code, "name", code)).upper() or "not implemented" in str(exc).lower()
+
+
+_ALIAS_SUPPORT: dict[int, bool] = {}
+
+
+def supports_aliases(mc) -> bool:
+    """True when the engine has collection aliases (servers, milvus-lite 3); asked once per client."""
+    got = _ALIAS_SUPPORT.get(id(mc))
+    if got is None:
+        quiet = logging.getLogger("pymilvus")  # pymilvus logs every failed call as an error; this one is a probe
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            mc.list_aliases()
+            got = True
+        except Exception as exc:  # noqa: BLE001 - grpc or pymilvus errors, told apart by their code
+            if not _unimplemented(exc):
+                raise
+            got = False
+        finally:
+            quiet.setLevel(level)
+        _ALIAS_SUPPORT[id(mc)] = got
+    return got
+
+
+def _pointer_schema(pymilvus):
+    DataType = pymilvus.DataType
+    schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                                 description="kb: which build is current (engines without aliases)")
+    schema.add_field("name", DataType.VARCHAR, max_length=SHORT, is_primary=True)
+    schema.add_field("collection", DataType.VARCHAR, max_length=LONG)
+    schema.add_field("build", DataType.VARCHAR, max_length=LONG)
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # a collection needs a vector field
+    return schema
+
+
+def _pointer(mc) -> dict | None:
+    """Return the pointer row {collection, build} of an engine without aliases, or None."""
+    if not mc.has_collection(POINTER):
+        return None
+    ensure_loaded(mc, POINTER)
+    got = mc.query(POINTER, filter=f'name == "{ALIAS}"', output_fields=["collection", "build"], limit=1)
+    return dict(got[0]) if got else None
+
+
+def _set_pointer(mc, collection: str, build: str) -> None:
+    """Point at a collection on an engine without aliases: one upserted row, read whole or not at all."""
+    if not mc.has_collection(POINTER):
+        params = mc.prepare_index_params()
+        params.add_index("unused", index_type="FLAT", metric_type="L2")
+        mc.create_collection(POINTER, schema=_pointer_schema(_pymilvus()), index_params=params,
+                             consistency_level="Strong")
+    ensure_loaded(mc, POINTER)
+    mc.upsert(POINTER, [{"name": ALIAS, "collection": collection, "build": build, "unused": [0.0, 0.0]}])
+
+
 def alias_target(mc) -> str | None:
-    """Return the collection the alias names, or None when there is none yet."""
+    """Return the collection the alias (or, without aliases, the pointer row) names, or None when there is none yet."""
+    if not supports_aliases(mc):
+        got = _pointer(mc)
+        return got["collection"] if got else None
     if ALIAS not in _aliases(mc):
         return None
     return mc.describe_alias(ALIAS).get("collection_name")
@@ -342,7 +408,9 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
     if count != n:
         raise BackendError(f"Milvus collection {name} has {count} rows after the build, expected {n}; "
                            "the alias was not switched")
-    if current is None:
+    if not supports_aliases(mc):
+        _set_pointer(mc, name, index.build_dir.name)
+    elif current is None:
         mc.create_alias(name, ALIAS)
     else:
         mc.alter_alias(name, ALIAS)
@@ -356,6 +424,9 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
 
 def build_of_alias(mc) -> str | None:
     """Return the index build name the alias points at, or None."""
+    if not supports_aliases(mc):
+        got = _pointer(mc)
+        return got["build"] if got else None
     target = alias_target(mc)
     if target is None:
         return None
@@ -427,7 +498,8 @@ class MilvusBackend:
                              filter=expr, search_params=params, output_fields=[])
         hits = got[0] if got else []
         if hits:
-            ids = np.fromiter((h["row"] for h in hits), dtype=np.int64, count=len(hits))
+            key = "row" if "row" in hits[0] else "id"  # pymilvus 3 names the primary key, 2.5/2.6 say "id"
+            ids = np.fromiter((h[key] for h in hits), dtype=np.int64, count=len(hits))
             scores = np.fromiter((h["distance"] for h in hits), dtype=np.float32, count=len(hits))
             out[ids] = scores
         return out
