@@ -37,3 +37,40 @@ def test_names_and_index_choice():
     assert collection_name("20261128-234320-1c48cf") == "kb_build_20261128_234320_1c48cf"
     assert dense_index_params(100)[0] == "FLAT"
     assert dense_index_params(5_000_000)[0] == "HNSW"
+
+
+def test_milvus_tuning_settings(tmp_path):
+    s = load_settings({"KB_MILVUS_LEXICAL_CANDIDATES": "200", "KB_MILVUS_REPLICAS": "2"}, tmp_path)
+    assert (s.milvus_lexical_candidates, s.milvus_replicas) == (200, 2)
+    s = load_settings({}, tmp_path)
+    assert (s.milvus_lexical_candidates, s.milvus_replicas) == (16384, 1)
+    (tmp_path / "kb.toml").write_text("milvus_lexical_candidates = 500\nmilvus_replicas = 3\n", encoding="utf-8")
+    s = load_settings({}, tmp_path)
+    assert (s.milvus_lexical_candidates, s.milvus_replicas) == (500, 3)
+    with pytest.raises(ConfigError, match="KB_MILVUS_LEXICAL_CANDIDATES must be a whole number of rows from 1 to 16384"):
+        load_settings({"KB_MILVUS_LEXICAL_CANDIDATES": "20000"}, tmp_path)
+    with pytest.raises(ConfigError, match="KB_MILVUS_REPLICAS must be a whole number of replicas from 1 to 64"):
+        load_settings({"KB_MILVUS_REPLICAS": "0"}, tmp_path)
+
+
+class _Unimplemented(Exception):
+    def code(self):
+        return type("Code", (), {"name": "UNIMPLEMENTED"})()
+
+
+class _NoAliases:
+    """A client whose engine answers alias calls as milvus-lite 2.5 does (gRPC UNIMPLEMENTED)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def list_aliases(self):
+        raise self.error
+
+
+def test_engines_without_aliases_are_told_apart():
+    from kb.backends.milvus import supports_aliases
+
+    assert supports_aliases(_NoAliases(_Unimplemented())) is False
+    with pytest.raises(ConnectionError):  # any other failure is not taken for a missing feature
+        supports_aliases(_NoAliases(ConnectionError("refused")))

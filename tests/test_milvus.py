@@ -111,6 +111,17 @@ def test_channel_scores_equal(pair):
     assert compared > 0
 
 
+def test_serving_is_lean(pair):
+    """A Milvus-backed replica reads neither the FAISS file nor the BM25 matrices into memory; Milvus scores."""
+    ekb, mkb, _ = pair
+    index, searcher = mkb.index(), mkb.searcher()
+    assert index.lean and index.faiss is None and index.has_vectors
+    assert isinstance(index.bm25_words.scores["indices"], np.memmap)
+    assert searcher.backend.dense_available()
+    assert searcher.backend.lexical_candidates == mkb.settings.milvus_lexical_candidates
+    assert not ekb.index().lean and ekb.index().faiss is not None
+
+
 def test_top5_identical(pair):
     ekb, mkb, _ = pair
     questions = _questions(ekb)

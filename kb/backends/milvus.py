@@ -33,12 +33,12 @@ from typing import Callable, Mapping
 import numpy as np
 
 from kb.backends import EVERYWHERE, LEXICAL_CHANNELS, BackendError, Where
+from kb.config import MILVUS_MAX_TOPK as MAX_TOPK  # Milvus's limit on one search's result count
 from kb.index import BUILDS_DIR, IndexHandle, IndexMissing
 
 ALIAS = "kb_current"
 PREFIX = "kb_build_"
 POINTER = "kb_pointer"  # engines without aliases (milvus-lite 2.5): one row naming the current collection
-MAX_TOPK = 16384  # Milvus's limit on one search's result count
 INSERT_BATCH = 2000
 TEXT_MAX_BYTES = 65535  # VARCHAR max_length is in bytes
 SHORT = 64
@@ -345,10 +345,11 @@ def _aliases(mc) -> list[str]:
     return list(got.get("aliases", []) if isinstance(got, dict) else got)
 
 
-def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) -> PublishReport:
+def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None, replicas: int = 1) -> PublishReport:
     """Build a collection for a loaded index build, then point the alias at it; drop what the alias left before.
 
-    `on_batch(done, total)` is called after each inserted batch (progress; tests crash here).
+    `on_batch(done, total)` is called after each inserted batch (progress; tests crash here); `replicas` is the
+    load_collection replica_number (in-memory copies across query nodes).
     Raises when anything fails before the alias switch; the alias then still names the old build.
     """
     pymilvus = _pymilvus()
@@ -402,7 +403,7 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
         if on_batch is not None:
             on_batch(min(n, start + INSERT_BATCH), n)
     mc.flush(name)
-    mc.load_collection(name)
+    load(mc, name, replicas)
     got = mc.query(name, filter="row >= 0", output_fields=["count(*)"])
     count = int(got[0]["count(*)"]) if got else -1
     if count != n:
@@ -434,11 +435,19 @@ def build_of_alias(mc) -> str | None:
     return props.get("kb.build") or target[len(PREFIX):]
 
 
-def ensure_loaded(mc, name: str) -> None:
+def load(mc, name: str, replicas: int = 1) -> None:
+    """Load a collection into query-node memory with `replicas` in-memory replicas (1: the engine's default call)."""
+    if replicas > 1:
+        mc.load_collection(name, replica_number=replicas)
+    else:
+        mc.load_collection(name)
+
+
+def ensure_loaded(mc, name: str, replicas: int = 1) -> None:
     """Load a collection into memory unless it is (milvus-lite releases collections when its process ends)."""
     state = mc.get_load_state(name).get("state")
     if getattr(state, "name", str(state)) != "Loaded":
-        mc.load_collection(name)
+        load(mc, name, replicas)
 
 
 class AliasFollower:
@@ -469,7 +478,7 @@ class MilvusBackend:
 
     name = "milvus"
 
-    def __init__(self, mc, index, encoder, *, lexical_candidates: int = MAX_TOPK) -> None:
+    def __init__(self, mc, index, encoder, *, lexical_candidates: int = MAX_TOPK, replicas: int = 1) -> None:
         self.mc = mc
         self.index = index
         self.encoder = encoder
@@ -477,8 +486,8 @@ class MilvusBackend:
         self.n = len(index.chunk_ids)
         self.lexical_candidates = lexical_candidates
         self._vocab = {channel: model.vocab_dict for channel, model in _channels_of(index).items()}
-        self._has_dense = index.faiss is not None
-        ensure_loaded(mc, self.collection)
+        self._has_dense = index.has_vectors
+        ensure_loaded(mc, self.collection, replicas)
 
     def has_channel(self, channel: str) -> bool:
         """True when the build has this lexical channel."""
@@ -544,7 +553,9 @@ class MilvusBackend:
 # -- wiring --------------------------------------------------------------------
 
 class MilvusIndexHandle(IndexHandle):
-    """The index build the Milvus alias names, loaded from the index folder; follows the alias per request."""
+    """The index build the Milvus alias names, loaded lean from the index folder; follows the alias per request."""
+
+    lean = True  # no FAISS file, BM25 matrices memory-mapped: channel scores and vectors are in Milvus
 
     def __init__(self, index_dir: Path, expected_encoder: str | None, mc) -> None:
         super().__init__(index_dir, expected_encoder)
@@ -564,9 +575,9 @@ class MilvusIndexHandle(IndexHandle):
 
 
 def publish_build(mc, index_dir: Path, build_name: str, expected_encoder: str | None,
-                  on_batch: Callable[[int, int], None] | None = None) -> PublishReport:
+                  on_batch: Callable[[int, int], None] | None = None, replicas: int = 1) -> PublishReport:
     """Load a finished index build from the folder and publish it to Milvus."""
     from kb.index import BUILDS_DIR, KnowledgeIndex
 
     index = KnowledgeIndex(Path(index_dir) / BUILDS_DIR / build_name, expected_encoder)
-    return publish(mc, index, on_batch=on_batch)
+    return publish(mc, index, on_batch=on_batch, replicas=replicas)
