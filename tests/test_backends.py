@@ -74,3 +74,21 @@ def test_engines_without_aliases_are_told_apart():
     assert supports_aliases(_NoAliases(_Unimplemented())) is False
     with pytest.raises(ConnectionError):  # any other failure is not taken for a missing feature
         supports_aliases(_NoAliases(ConnectionError("refused")))
+
+
+class _Server:
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def get_server_version(self) -> str:
+        return self.version
+
+
+def test_servers_without_sparse_vectors_are_refused():
+    from kb.backends import BackendError
+    from kb.backends.milvus import check_engine
+
+    with pytest.raises(BackendError, match="Milvus v2.3.5-lite has no sparse vectors"):
+        check_engine(_Server("v2.3.5-lite"))  # what the `milvus` PyPI package (Milvus 2.3.5) answers
+    for version in ("v2.4.0", "v2.6.16", "milvus_lite-3.2.2"):
+        check_engine(_Server(version))

@@ -330,6 +330,29 @@ def _set_pointer(mc, collection: str, build: str) -> None:
     mc.upsert(POINTER, [{"name": ALIAS, "collection": collection, "build": build, "unused": [0.0, 0.0]}])
 
 
+MIN_SERVER = (2, 4)  # SPARSE_FLOAT_VECTOR, which the lexical channels are stored as, came in Milvus 2.4
+
+
+def check_engine(mc) -> None:
+    """Raise BackendError when the engine says it is a Milvus older than 2.4 (no sparse vectors).
+
+    Engines that do not answer the version call (milvus-lite 2.5) pass; the build then fails on its own.
+    """
+    quiet = logging.getLogger("pymilvus")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        version = str(mc.get_server_version())
+    except Exception:  # noqa: BLE001 - an engine without the call
+        return
+    finally:
+        quiet.setLevel(level)
+    got = re.search(r"(\d+)\.(\d+)", version)
+    if got and "lite" not in version.split("-")[0] and (int(got[1]), int(got[2])) < MIN_SERVER:
+        raise BackendError(f"Milvus {version} has no sparse vectors, which the milvus backend stores BM25 in; "
+                           f"use Milvus {MIN_SERVER[0]}.{MIN_SERVER[1]} or later")
+
+
 def alias_target(mc) -> str | None:
     """Return the collection the alias (or, without aliases, the pointer row) names, or None when there is none yet."""
     if not supports_aliases(mc):
@@ -354,6 +377,7 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None, re
     """
     pymilvus = _pymilvus()
     t0 = time.perf_counter()
+    check_engine(mc)
     name = collection_name(index.build_dir.name)
     current = alias_target(mc)
     if current == name:
