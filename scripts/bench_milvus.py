@@ -81,7 +81,7 @@ def child(backend: str, index_dir: Path, uri: str, repeats: int, limit: int, can
     if candidates:
         settings = settings.with_overrides(milvus_lexical_candidates=candidates)
     kb = KnowledgeBase(settings)
-    searcher.search("专精特新企业", SearchOptions(k=5))  # warm: encoder weights, collection load
+    kb.search("专精特新企业", SearchOptions(k=5))  # warm: encoder weights, collection load
     load_s = time.perf_counter() - t0
     qs = questions(kb, limit)
     samples = []
