@@ -132,11 +132,12 @@ def measure(index_dir: Path, uri: str, args, env: dict) -> dict:
     log(f"publish {pub['publish_s']:.1f}s ({pub['rows'] / max(pub['publish_s'], 1e-9):.0f} rows/s); "
         "measuring each backend in its own process")
     runs = {"publish": pub}
-    for backend in ("embedded", "milvus"):
-        runs[backend] = run_json(["--child", backend, "--index", str(index_dir), "--uri", uri,
-                                  "--repeats", str(args.repeats), "--questions", str(args.questions),
-                                  "--lexical-candidates", str(args.lexical_candidates)], env)
-        log(f"{backend}: p50 {runs[backend]['p50_ms']:.1f} ms")
+    for backend, candidates in [("embedded", 0)] + [("milvus", c) for c in args.candidates]:
+        key = backend if backend == "embedded" else f"milvus-{candidates}"
+        runs[key] = run_json(["--child", backend, "--index", str(index_dir), "--uri", uri,
+                              "--repeats", str(args.repeats), "--questions", str(args.questions),
+                              "--lexical-candidates", str(candidates)], env)
+        log(f"{key}: p50 {runs[key]['p50_ms']:.1f} ms")
     runs["folder_mb"] = dir_mb(index_dir / "builds")
     runs["lite_mb"] = dir_mb(Path(uri).parent)
     return runs
@@ -150,17 +151,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure this existing index folder instead of building one (repeatable)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--questions", type=int, default=60, help="clause headings used as questions (plus dev)")
-    parser.add_argument("--lexical-candidates", type=int, default=0,
-                        help="rows Milvus returns per lexical channel (default: the setting's, 16,384)")
+    parser.add_argument("--lexical-candidates", default="0",
+                        help="rows Milvus returns per lexical channel, comma-separated for one Milvus run each "
+                             "(0: the setting's default, 16,384)")
     parser.add_argument("--reuse", action="store_true", help="reuse the index folder in --work (no --index)")
     parser.add_argument("--child", choices=["embedded", "milvus", "publish"], help=argparse.SUPPRESS)
     parser.add_argument("--uri", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.candidates = [int(c) for c in str(args.lexical_candidates).split(",") if c.strip()]
     if args.child == "publish":
         publish_child(args.indexes[0], args.uri)
         return 0
     if args.child:
-        child(args.child, args.indexes[0], args.uri, args.repeats, args.questions, args.lexical_candidates)
+        child(args.child, args.indexes[0], args.uri, args.repeats, args.questions, args.candidates[0])
         return 0
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KB_")}, "PYTHONPATH": str(ROOT)}
@@ -198,24 +201,26 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}; {os.cpu_count()} cores shared, "
           f"load average {load_start} at the start, {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end; "
-          f"{args.repeats} repeats of the questions, hybrid, k=5; Milvus lexical candidates per channel: "
-          f"{args.lexical_candidates or 'the setting (16,384)'}; RSS of the serving process (anonymous part) "
+          f"{args.repeats} repeats of the questions, hybrid, k=5; RSS of the serving process (anonymous part) "
           "and of the milvus-lite engine (a child process of the native milvus-lite 2.5; inside the process "
           "for milvus-lite 3)\n")
     print("| clauses (chunks) | backend | build | load + first query | query p50 / p95 | serving RSS (anon) "
           "| engine RSS | on disk | top-5 identical |")
     print("|---|---|---|---|---|---|---|---|---|")
     for runs in results:
-        e, m, pub = runs["embedded"], runs["milvus"], runs["publish"]
-        same = sum(1 for q in e["tops"] if e["tops"][q] == m["tops"].get(q))
+        e, pub = runs["embedded"], runs["publish"]
         size = f"{e['clauses']:,} ({e['chunks']:,})"
         built = f"{runs['folder_s']:.1f} s" if runs["folder_s"] is not None else "(scale.py)"
         print(f"| {size} | embedded | {built} | {e['load_s']:.1f} s | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} ms "
               f"| {e['rss_mb']:.0f} ({e['anon_mb']:.0f}) MiB | — | {runs['folder_mb']:.0f} MiB | |")
-        print(f"| {size} | milvus-lite | + {pub['publish_s']:.1f} s publish | {m['load_s']:.1f} s "
-              f"| {m['p50_ms']:.1f} / {m['p95_ms']:.1f} ms | {m['rss_mb']:.0f} ({m['anon_mb']:.0f}) MiB "
-              f"| {m['engine_mb']:.0f} MiB | + {runs['lite_mb']:.0f} MiB "
-              f"| {same} of {len(e['tops'])} ({e['questions']} questions) |")
+        for c in args.candidates:
+            m = runs[f"milvus-{c}"]
+            same = sum(1 for q in e["tops"] if e["tops"][q] == m["tops"].get(q))
+            print(f"| {size} | milvus-lite, {c or 16384:,} lexical candidates | + {pub['publish_s']:.1f} s publish "
+                  f"({pub['rows'] / max(pub['publish_s'], 1e-9):.0f} rows/s) | {m['load_s']:.1f} s "
+                  f"| {m['p50_ms']:.1f} / {m['p95_ms']:.1f} ms | {m['rss_mb']:.0f} ({m['anon_mb']:.0f}) MiB "
+                  f"| {m['engine_mb']:.0f} MiB | + {runs['lite_mb']:.0f} MiB "
+                  f"| {same} of {len(e['tops'])} questions |")
     return 0
 
 

@@ -33,8 +33,8 @@ CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 GWR = SHARED / "corpora" / "gov-work-reports"
 DEV = SHARED / "eval" / "dev.jsonl"
-# a few real documents of corpus/ (the seed and both versions of one regulation): milvus-lite is a
-# pure-Python engine here, so the whole bundled corpus would take minutes per build
+# a few real documents of corpus/ (the seed and both versions of one regulation): milvus-lite 3.x is a
+# Python engine, so the whole bundled corpus would take minutes per build
 SMALL = ("lianyungang-zjtx-plan-interpretation.md", "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020.md",
          "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2025.md")
 
