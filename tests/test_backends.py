@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb.backends.milvus import collection_name, dense_index_params, filter_expression
+from kb.backends.milvus import collection_name, dense_index_params, dense_search_params, filter_expression
 from kb.config import ConfigError, load_settings
 from kb.search import Filters
 
@@ -35,8 +35,15 @@ def test_filter_expression():
 
 def test_names_and_index_choice():
     assert collection_name("20261128-234320-1c48cf") == "kb_build_20261128_234320_1c48cf"
+    from kb import ann
+
     assert dense_index_params(100)[0] == "FLAT"
-    assert dense_index_params(5_000_000)[0] == "HNSW"
+    kind, params = dense_index_params(5_000_000)  # the kind kb/ann.py builds for FAISS, with its list count
+    assert kind == {ann.IVF: "IVF_FLAT", ann.HNSW: "HNSW"}[ann.ANN_KIND]
+    if kind == "IVF_FLAT":
+        assert params == {"nlist": ann.ivf_lists(5_000_000)}
+        assert dense_search_params(5_000_000, 200) == {"nprobe": ann.ivf_probe(ann.ivf_lists(5_000_000))}
+    assert dense_search_params(100, 200) == {}
 
 
 def test_milvus_tuning_settings(tmp_path):

@@ -234,12 +234,31 @@ def _year(doc) -> int:
 
 
 def dense_index_params(n: int) -> tuple[str, dict]:
-    """Return the Milvus index type and build params for n vectors: exact (FLAT) as the embedded index, HNSW above."""
-    from kb.ann import EXACT_MAX_VECTORS, HNSW_EF_CONSTRUCTION, HNSW_M
+    """Return the Milvus index type and build params for n vectors, as kb/ann.py chooses for FAISS.
 
-    if n <= EXACT_MAX_VECTORS:
+    Exact (FLAT) up to kb.ann.EXACT_MAX_VECTORS; above, the same kind as the embedded index:
+    IVF_FLAT with kb.ann's list count (milvus-lite 2.5 builds only FLAT, IVF_FLAT and AUTOINDEX), or HNSW.
+    """
+    from kb import ann
+
+    kind = ann.choose_index_kind(n)
+    if kind == ann.FLAT:
         return "FLAT", {}
-    return "HNSW", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+    if kind == ann.IVF:
+        return "IVF_FLAT", {"nlist": ann.ivf_lists(n)}
+    return "HNSW", {"M": ann.HNSW_M, "efConstruction": ann.HNSW_EF_CONSTRUCTION}
+
+
+def dense_search_params(n: int, candidates: int) -> dict:
+    """Return the search params of the dense index dense_index_params(n) chose, for `candidates` results."""
+    from kb import ann
+
+    kind, params = dense_index_params(n)
+    if kind == "IVF_FLAT":
+        return {"nprobe": ann.ivf_probe(params["nlist"])}
+    if kind == "HNSW":
+        return {"ef": max(candidates, ann.HNSW_EF_SEARCH_MIN)}
+    return {}
 
 
 def _schema(pymilvus, dim: int, channels: list[str]):
@@ -525,11 +544,8 @@ class MilvusBackend:
         if self.n == 0 or limit <= 0:
             return out
         expr = filter_expression(where.filters, where.mask)
-        params = {"metric_type": "IP", "params": {"drop_ratio_search": 0.0} if field in LEXICAL_CHANNELS else {}}
-        if field == "dense" and limit > 256:
-            params["params"] = {"ef": limit}
-        elif field == "dense":
-            params["params"] = {"ef": 256}
+        params = {"metric_type": "IP", "params": {"drop_ratio_search": 0.0} if field in LEXICAL_CHANNELS
+                  else dense_search_params(self.n, limit)}
         got = self.mc.search(self.collection, data=[data], anns_field=field, limit=min(limit, self.n, MAX_TOPK),
                              filter=expr, search_params=params, output_fields=[])
         hits = got[0] if got else []
