@@ -99,3 +99,21 @@ def test_servers_without_sparse_vectors_are_refused():
         check_engine(_Server("v2.3.5-lite"))  # what the `milvus` PyPI package (Milvus 2.3.5) answers
     for version in ("v2.4.0", "v2.6.16", "milvus_lite-3.2.2"):
         check_engine(_Server(version))
+
+
+def test_vectors_go_to_milvus_in_chunk_row_order():
+    """The FAISS index may hold vectors in another order than the chunk rows (scale.py adds them so); its id map says."""
+    from types import SimpleNamespace
+
+    from kb.ann import FLAT, build_ann
+    from kb.backends.milvus import _index_vectors
+
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(6, 4)).astype(np.float32)
+    chunk_ids = np.array([50, 10, 40, 20, 60, 30])  # chunk id of each row
+    order = np.array([3, 0, 5, 1, 4, 2])  # the order they are added in
+    faiss_index = build_ann(vectors[order], chunk_ids[order], 4, kind=FLAT)
+    sorted_ids = np.sort(chunk_ids)
+    fake = SimpleNamespace(faiss=faiss_index, chunk_ids=chunk_ids, build_dir="fake",
+                           rows_for_chunk_ids=lambda ids: np.argsort(chunk_ids)[np.searchsorted(sorted_ids, ids)])
+    np.testing.assert_array_equal(_index_vectors(fake), vectors)

@@ -216,7 +216,10 @@ def _sparse_rows(model):
 
 
 def _index_vectors(index) -> np.ndarray | None:
-    """Return the build's dense vectors in chunk-row order (from its FAISS index), or None."""
+    """Return the build's dense vectors in chunk-row order (from its FAISS index), or None.
+
+    The inner index holds them in the order they were added; its id map names each one's chunk id.
+    """
     if index.faiss is None:
         return None
     import faiss
@@ -224,7 +227,13 @@ def _index_vectors(index) -> np.ndarray | None:
     inner = faiss.downcast_index(index.faiss.index)
     if isinstance(inner, faiss.IndexIVF):
         inner.make_direct_map()
-    return inner.reconstruct_n(0, inner.ntotal).astype(np.float32)
+    stored = inner.reconstruct_n(0, inner.ntotal).astype(np.float32)
+    rows = index.rows_for_chunk_ids(faiss.vector_to_array(index.faiss.id_map).astype(np.int64))
+    if stored.shape[0] != len(index.chunk_ids) or np.any(rows < 0):
+        raise BackendError(f"the vectors of {index.build_dir} do not match its chunks; rebuild it with 'kb build --force'")
+    out = np.empty_like(stored)
+    out[rows] = stored
+    return out
 
 
 def _year(doc) -> int:
