@@ -44,6 +44,7 @@ def test_names_and_index_choice():
         assert params == {"nlist": ann.ivf_lists(5_000_000)}
         assert dense_search_params(5_000_000, 200) == {"nprobe": ann.ivf_probe(ann.ivf_lists(5_000_000))}
     assert dense_search_params(100, 200) == {}
+    assert dense_index_params(5_000_000, local=True) == ("FLAT", {})  # milvus-lite: exact at every size
 
 
 def test_milvus_tuning_settings(tmp_path):
