@@ -340,7 +340,7 @@ def _pointer_schema(pymilvus):
     DataType = pymilvus.DataType
     schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
                                                  description="kb: which build is current (engines without aliases)")
-    schema.add_field("name", DataType.VARCHAR, max_length=SHORT, is_primary=True)
+    schema.add_field("seq", DataType.INT64, is_primary=True)  # newest row wins
     schema.add_field("collection", DataType.VARCHAR, max_length=LONG)
     schema.add_field("build", DataType.VARCHAR, max_length=LONG)
     schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # a collection needs a vector field
@@ -348,23 +348,30 @@ def _pointer_schema(pymilvus):
 
 
 def _pointer(mc) -> dict | None:
-    """Return the pointer row {collection, build} of an engine without aliases, or None."""
+    """Return the newest pointer row {collection, build} of an engine without aliases, or None."""
     if not mc.has_collection(POINTER):
         return None
     ensure_loaded(mc, POINTER)
-    got = mc.query(POINTER, filter=f'name == "{ALIAS}"', output_fields=["collection", "build"], limit=1)
-    return dict(got[0]) if got else None
+    got = mc.query(POINTER, filter="seq >= 0", output_fields=["seq", "collection", "build"], limit=1000)
+    return dict(max(got, key=lambda r: int(r["seq"]))) if got else None
 
 
 def _set_pointer(mc, collection: str, build: str) -> None:
-    """Point at a collection on an engine without aliases: one upserted row, read whole or not at all."""
+    """Point at a collection on an engine without aliases: insert a newer row, then delete the older ones.
+
+    Readers take the newest row, so at every moment some row names a whole build (an upsert
+    was seen to leave no row for a moment on milvus-lite 2.5).
+    """
     if not mc.has_collection(POINTER):
         params = mc.prepare_index_params()
         params.add_index("unused", index_type="FLAT", metric_type="L2")
         mc.create_collection(POINTER, schema=_pointer_schema(_pymilvus()), index_params=params,
                              consistency_level="Strong")
     ensure_loaded(mc, POINTER)
-    mc.upsert(POINTER, [{"name": ALIAS, "collection": collection, "build": build, "unused": [0.0, 0.0]}])
+    prev = _pointer(mc)
+    seq = max(time.time_ns(), int(prev["seq"]) + 1) if prev else time.time_ns()
+    mc.insert(POINTER, [{"seq": seq, "collection": collection, "build": build, "unused": [0.0, 0.0]}])
+    mc.delete(POINTER, filter=f"seq < {seq}")
 
 
 MIN_SERVER = (2, 4)  # SPARSE_FLOAT_VECTOR, which the lexical channels are stored as, came in Milvus 2.4
