@@ -55,6 +55,22 @@ def _parse_bool(name: str, value: Any) -> bool:
     raise ConfigError(f"{name} must be 1/0/true/false, not {value!r}")
 
 
+MILVUS_MAX_TOPK = 16384  # Milvus's limit on the rows one search returns
+MILVUS_MAX_REPLICAS = 64
+
+
+def _within(low: int, high: int, what: str) -> Callable[[str, Any], int]:
+    def parse(name: str, value: Any) -> int:
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            n = low - 1
+        if not low <= n <= high:
+            raise ConfigError(f"{name} must be a whole number of {what} from {low} to {high}, not {value!r}")
+        return n
+    return parse
+
+
 def _text(name: str, value: Any) -> str:
     return str(value)
 
@@ -116,6 +132,13 @@ class Settings:
     milvus_token: str = setting(
         "", env="KB_MILVUS_TOKEN",
         help="milvus backend: the token ('user:password' or an API key) when the server needs one")
+    milvus_lexical_candidates: int = setting(
+        MILVUS_MAX_TOPK, env="KB_MILVUS_LEXICAL_CANDIDATES", toml="milvus_lexical_candidates",
+        parse=_within(1, MILVUS_MAX_TOPK, "rows"),
+        help="milvus backend: rows Milvus returns per lexical channel; a row past them scores 0 in that channel")
+    milvus_replicas: int = setting(
+        1, env="KB_MILVUS_REPLICAS", toml="milvus_replicas", parse=_within(1, MILVUS_MAX_REPLICAS, "replicas"),
+        help="milvus backend: in-memory replicas of each build's collection (load_collection replica_number)")
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **kwargs) -> "Settings":

@@ -394,8 +394,12 @@ def _prune_builds(index_dir: Path, keep: set[str]) -> None:
 class KnowledgeIndex:
     """A loaded, read-only build: documents, clause store, BM25 channels and FAISS vectors."""
 
-    def __init__(self, build_dir: Path, expected_encoder: str | None) -> None:
+    def __init__(self, build_dir: Path, expected_encoder: str | None, *, lean: bool = False) -> None:
+        """Load a build; `lean` (a backend that scores in its own engine, e.g. Milvus) memory-maps the BM25
+        matrices instead of reading them (only the vocabularies and the postings coverage reads are paged in)
+        and leaves the FAISS file unread."""
         self.build_dir = Path(build_dir)
+        self.lean = lean
         manifest_path = self.build_dir / "manifest.json"
         try:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -422,13 +426,15 @@ class KnowledgeIndex:
     def _load(self) -> None:
         import bm25s
 
-        self.bm25_words = bm25s.BM25.load(str(self.build_dir / "bm25-words"), mmap=False)
-        self.bm25_bigrams = bm25s.BM25.load(str(self.build_dir / "bm25-bigrams"), mmap=False)
+        mmap = self.lean
+        self.bm25_words = bm25s.BM25.load(str(self.build_dir / "bm25-words"), mmap=mmap)
+        self.bm25_bigrams = bm25s.BM25.load(str(self.build_dir / "bm25-bigrams"), mmap=mmap)
         self.bm25_bridge = None  # absent in builds made without the vocabulary bridge
         if (self.build_dir / "bm25-bridge").is_dir():
-            self.bm25_bridge = bm25s.BM25.load(str(self.build_dir / "bm25-bridge"), mmap=False)
+            self.bm25_bridge = bm25s.BM25.load(str(self.build_dir / "bm25-bridge"), mmap=mmap)
+        self.has_vectors = (self.build_dir / "vectors.faiss").is_file()
         self.faiss = None
-        if (self.build_dir / "vectors.faiss").is_file():
+        if self.has_vectors and not self.lean:
             import faiss
 
             self.faiss = faiss.read_index(str(self.build_dir / "vectors.faiss"))
@@ -609,6 +615,8 @@ def _chain_matches(chain: list[str], wanted: list[str]) -> bool:
 class IndexHandle:
     """The published index of a folder, reloaded when a newer build is published (checked per request)."""
 
+    lean = False  # load builds lean (KnowledgeIndex): the Milvus handle does, its scores come from Milvus
+
     def __init__(self, index_dir: Path, expected_encoder: str | None) -> None:
         self.index_dir = Path(index_dir)
         self.expected_encoder = expected_encoder
@@ -639,5 +647,5 @@ class IndexHandle:
                     if self._loaded is not None:  # pruned under us (or not yet visible here): keep serving what we have
                         return self._loaded[1]
                     raise IndexMissing(self.missing_build_message(name))
-                self._loaded = (name, KnowledgeIndex(build_dir, self.expected_encoder))
+                self._loaded = (name, KnowledgeIndex(build_dir, self.expected_encoder, lean=self.lean))
             return self._loaded[1]

@@ -56,7 +56,9 @@ class KnowledgeBase:
             return None
         from kb.backends.milvus import MilvusBackend
 
-        return MilvusBackend(self.milvus(), index, self.encoder())
+        return MilvusBackend(self.milvus(), index, self.encoder(),
+                             lexical_candidates=self.settings.milvus_lexical_candidates,
+                             replicas=self.settings.milvus_replicas)
 
     def encoder_id(self) -> str | None:
         """Return the configured encoder's id without loading its weights (None when dense is off)."""
@@ -86,7 +88,7 @@ class KnowledgeBase:
 
             on_batch = (lambda done, total: progress("milvus", done, total)) if progress else None
             publish_build(self.milvus(), Path(self.settings.index_dir), report.build_name, self.encoder_id(),
-                          on_batch=on_batch)
+                          on_batch=on_batch, replicas=self.settings.milvus_replicas)
         return report
 
     def has_index(self) -> bool:

@@ -1,14 +1,19 @@
 """Embedded vs Milvus (milvus-lite) backends side by side, on this machine in one run: build, query latency, memory.
 
-    .venv/bin/python scripts/bench_milvus.py                     # corpus/ + ../shared/corpora
+    .venv/bin/python scripts/bench_milvus.py                     # corpus/ + ../shared/corpora, built here
     .venv/bin/python scripts/bench_milvus.py --work /tmp/b --repeats 3
+    .venv/bin/python scripts/bench_milvus.py --index /tmp/s/size-100000/index   # an index grown by scale.py --keep
 
-Needs the milvus extra (pip install -e ".[milvus]"). Builds one index folder (the embedded
-backend's build, cold: segmentation, BM25, embeddings), publishes it to a milvus-lite file
-(the Milvus backend's extra build step: one collection, then the alias), then measures each
-backend in its own fresh process: load time, search p50/p95 (hybrid, k=5) over the dev
-questions and clause headings of the index, and the process's peak and final RSS (milvus-lite
-runs inside the process, so its memory is counted). Prints one Markdown table on stdout.
+Needs the milvus extra (pip install -e ".[milvus]"). Without --index it builds one index
+folder (the embedded backend's build, cold: segmentation, BM25, embeddings); with --index
+(repeatable) it measures existing folders, e.g. the grown ones `scripts/scale.py --keep`
+leaves. Each folder's current build is published to a new milvus-lite file (the Milvus
+backend's extra build step: one collection, then the alias or pointer), then each backend is
+measured in its own fresh process: load time, search p50/p95 (hybrid, k=5) over the dev
+questions and clause headings of the index, the serving process's RSS (and its anonymous
+part: the Milvus replica memory-maps the BM25 files), and the RSS of the milvus-lite engine:
+milvus-lite 3 runs inside the process, the native milvus-lite 2.5 as a child process, whose
+memory is counted separately. Prints one Markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -35,14 +40,18 @@ def log(message: str) -> None:
     print(f"[bench-milvus {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def memory_mb() -> tuple[float, float]:
-    """Return (peak RSS, current RSS) of this process in MiB, from /proc."""
+def memory_mb() -> dict[str, float]:
+    """Return this process's peak, current and anonymous RSS and its child processes' RSS (the native engine), MiB."""
     got = {}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmHWM:", "VmRSS:")):
+        if line.startswith(("VmHWM:", "VmRSS:", "RssAnon:")):
             key, value = line.split(":", 1)
             got[key] = int(value.split()[0]) / 1024
-    return got.get("VmHWM", float("nan")), got.get("VmRSS", float("nan"))
+    import psutil
+
+    engine = sum(c.memory_info().rss for c in psutil.Process().children(recursive=True)) / 2**20
+    return {"hwm_mb": got.get("VmHWM", float("nan")), "rss_mb": got.get("VmRSS", float("nan")),
+            "anon_mb": got.get("RssAnon", float("nan")), "engine_mb": engine}
 
 
 def p50_p95(seconds: list[float]) -> tuple[float, float]:
@@ -68,11 +77,11 @@ def child(backend: str, index_dir: Path, uri: str, repeats: int, limit: int, can
     from kb.service import KnowledgeBase
 
     t0 = time.perf_counter()
-    kb = KnowledgeBase(Settings(index_dir=index_dir, backend=backend, milvus_uri=uri))
-    searcher = kb.searcher()
-    if candidates and backend == "milvus":
-        searcher.backend.lexical_candidates = candidates
-    searcher.search("专精特新企业", SearchOptions(k=5))  # warm: encoder weights, collection load
+    settings = Settings(index_dir=index_dir, backend=backend, milvus_uri=uri)
+    if candidates:
+        settings = settings.with_overrides(milvus_lexical_candidates=candidates)
+    kb = KnowledgeBase(settings)
+    kb.search("专精特新企业", SearchOptions(k=5))  # warm: encoder weights, collection load
     load_s = time.perf_counter() - t0
     qs = questions(kb, limit)
     samples = []
@@ -84,10 +93,9 @@ def child(backend: str, index_dir: Path, uri: str, repeats: int, limit: int, can
             samples.append(time.perf_counter() - t)
             tops[q] = [(h.doc.doc_id, h.clause.clause_id) for h in result.hits]
     p50, p95 = p50_p95(samples)
-    hwm, rss = memory_mb()
     index = kb.index()
     print(json.dumps({"backend": backend, "load_s": load_s, "p50_ms": p50, "p95_ms": p95, "n": len(samples),
-                      "questions": len(qs), "hwm_mb": hwm, "rss_mb": rss, "chunks": len(index.chunk_ids),
+                      "questions": len(qs), **memory_mb(), "chunks": len(index.chunk_ids),
                       "clauses": index.n_clauses, "documents": len(index.documents), "tops": tops},
                      ensure_ascii=False))
 
@@ -101,9 +109,7 @@ def publish_child(index_dir: Path, uri: str) -> None:
     mc = milvus.client(uri)
     connect_s = time.perf_counter() - t0
     report = milvus.publish_build(mc, index_dir, read_current(index_dir), None)
-    hwm, rss = memory_mb()
-    print(json.dumps({"publish_s": report.seconds, "connect_s": connect_s, "rows": report.rows, "hwm_mb": hwm,
-                      "rss_mb": rss}))
+    print(json.dumps({"publish_s": report.seconds, "connect_s": connect_s, "rows": report.rows, **memory_mb()}))
 
 
 def run_json(args: list[str], env: dict) -> dict:
@@ -118,76 +124,103 @@ def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
+def measure(index_dir: Path, uri: str, args, env: dict) -> dict:
+    """Publish an index folder to a new milvus-lite file, then measure both backends; return the figures."""
+    shutil.rmtree(Path(uri).parent, ignore_errors=True)
+    log(f"{index_dir}: publishing to milvus-lite")
+    pub = run_json(["--child", "publish", "--index", str(index_dir), "--uri", uri], env)
+    log(f"publish {pub['publish_s']:.1f}s ({pub['rows'] / max(pub['publish_s'], 1e-9):.0f} rows/s); "
+        "measuring each backend in its own process")
+    runs = {"publish": pub}
+    for backend, candidates in [("embedded", 0)] + [("milvus", c) for c in args.candidates]:
+        key = backend if backend == "embedded" else f"milvus-{candidates}"
+        runs[key] = run_json(["--child", backend, "--index", str(index_dir), "--uri", uri,
+                              "--repeats", str(args.repeats), "--questions", str(args.questions),
+                              "--lexical-candidates", str(candidates)], env)
+        log(f"{key}: p50 {runs[key]['p50_ms']:.1f} ms")
+    runs["folder_mb"] = dir_mb(index_dir / "builds")
+    runs["lite_mb"] = dir_mb(Path(uri).parent)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/kb-bench-milvus"))
     parser.add_argument("--corpus", type=Path, action="append", help="corpus folders (default corpus/ + ../shared)")
+    parser.add_argument("--index", type=Path, action="append", dest="indexes",
+                        help="measure this existing index folder instead of building one (repeatable)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--questions", type=int, default=60, help="clause headings used as questions (plus dev)")
-    parser.add_argument("--lexical-candidates", type=int, default=0,
-                        help="rows Milvus returns per lexical channel (default: the backend's, 16,384)")
-    parser.add_argument("--reuse", action="store_true", help="reuse the index folder and milvus file in --work")
+    parser.add_argument("--lexical-candidates", default="0",
+                        help="rows Milvus returns per lexical channel, comma-separated for one Milvus run each "
+                             "(0: the setting's default, 16,384)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the index folder in --work (no --index)")
     parser.add_argument("--child", choices=["embedded", "milvus", "publish"], help=argparse.SUPPRESS)
-    parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--uri", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.candidates = [int(c) for c in str(args.lexical_candidates).split(",") if c.strip()]
     if args.child == "publish":
-        publish_child(args.index, args.uri)
+        publish_child(args.indexes[0], args.uri)
         return 0
     if args.child:
-        child(args.child, args.index, args.uri, args.repeats, args.questions, args.lexical_candidates)
+        child(args.child, args.indexes[0], args.uri, args.repeats, args.questions, args.candidates[0])
         return 0
 
-    corpora = [p for p in (args.corpus or CORPORA) if p.is_dir()]
-    index_dir = args.work / "index"
-    uri = str(args.work / "milvus" / "kb.db")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    saved = args.work / "build.json"
-    if args.reuse and saved.is_file():
-        folder_s, pub = json.loads(saved.read_text())
-        log(f"reusing {args.work} (folder build {folder_s:.1f}s, publish {pub['publish_s']:.1f}s measured before)")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KB_")}, "PYTHONPATH": str(ROOT)}
+    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    folders: list[tuple[Path, float | None]] = []
+    if args.indexes:
+        folders = [(p.resolve(), None) for p in args.indexes]
     else:
-        shutil.rmtree(args.work, ignore_errors=True)
-        log(f"building the index folder from {', '.join(map(str, corpora))} (cold)")
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "kb.cli", "build", "--quiet", "--index", str(index_dir)]
-        for c in corpora:
-            cmd += ["--corpus", str(c)]
-        subprocess.run(cmd, env=env, check=True, timeout=3600, capture_output=True)
-        folder_s = time.perf_counter() - t0
-        log(f"folder build {folder_s:.1f}s; publishing to milvus-lite")
-        pub = run_json(["--child", "publish", "--index", str(index_dir), "--uri", uri], env)
-        saved.write_text(json.dumps([folder_s, pub]))
-        log(f"publish {pub['publish_s']:.1f}s; measuring each backend in its own process")
-    runs = {}
-    for backend in ("embedded", "milvus"):
-        runs[backend] = run_json(["--child", backend, "--index", str(index_dir), "--uri", uri,
-                                  "--repeats", str(args.repeats), "--questions", str(args.questions),
-                                  "--lexical-candidates", str(args.lexical_candidates)], env)
-        log(f"{backend}: p50 {runs[backend]['p50_ms']:.1f} ms")
-    e, m = runs["embedded"], runs["milvus"]
-    same = sum(1 for q in e["tops"] if e["tops"][q] == m["tops"].get(q))
-    builds = index_dir / "builds"
-    folder_size = dir_mb(builds)
-    lite_size = dir_mb(Path(uri).parent)
-    import pymilvus
+        corpora = [p for p in (args.corpus or CORPORA) if p.is_dir()]
+        index_dir = args.work / "index"
+        saved = args.work / "build.json"
+        if args.reuse and saved.is_file():
+            folder_s = json.loads(saved.read_text())[0]
+            log(f"reusing {index_dir} (folder build {folder_s:.1f}s, measured before)")
+        else:
+            shutil.rmtree(args.work, ignore_errors=True)
+            log(f"building the index folder from {', '.join(map(str, corpora))} (cold)")
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", "kb.cli", "build", "--quiet", "--index", str(index_dir)]
+            for c in corpora:
+                cmd += ["--corpus", str(c)]
+            subprocess.run(cmd, env=env, check=True, timeout=3600, capture_output=True)
+            folder_s = time.perf_counter() - t0
+            args.work.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps([folder_s]))
+            log(f"folder build {folder_s:.1f}s")
+        folders = [(index_dir.resolve(), folder_s)]
+    results = []
+    for i, (index_dir, folder_s) in enumerate(folders):
+        runs = measure(index_dir, str(args.work / f"milvus-{i}" / "kb.db"), args, env)
+        runs["folder_s"] = folder_s
+        results.append(runs)
     import milvus_lite
+    import pymilvus
 
-    print(f"corpus: {e['documents']} documents, {e['clauses']} clauses, {e['chunks']} chunks; "
-          f"{e['questions']} questions x {args.repeats} repeats, hybrid, k=5; "
-          f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}; {os.cpu_count()} cores shared; "
-          f"Milvus lexical candidates per channel: {args.lexical_candidates or 'backend default (16,384)'}\n")
-    print("| | embedded (index folder) | milvus-lite |")
-    print("|---|---|---|")
-    print(f"| build | {folder_s:.1f} s (segment, BM25, embed, store) | + {pub['publish_s']:.1f} s publish "
-          f"(collection of {pub['rows']} rows, index, load, alias) |")
-    print(f"| on disk | {folder_size:.1f} MiB (builds/) | {lite_size:.1f} MiB (milvus-lite file) + the folder |")
-    print(f"| load + first query | {e['load_s']:.1f} s | {m['load_s']:.1f} s |")
-    print(f"| query p50 / p95 | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} ms | {m['p50_ms']:.1f} / {m['p95_ms']:.1f} ms |")
-    print(f"| peak / final RSS (serving process) | {e['hwm_mb']:.0f} / {e['rss_mb']:.0f} MiB | "
-          f"{m['hwm_mb']:.0f} / {m['rss_mb']:.0f} MiB |")
-    print(f"| publishing process peak RSS | — | {pub['hwm_mb']:.0f} MiB |")
-    print(f"| top-5 identical | {same} of {len(e['tops'])} questions | |")
+    print(f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}; {os.cpu_count()} cores shared, "
+          f"load average {load_start} at the start, {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end; "
+          f"{args.repeats} repeats of the questions, hybrid, k=5; RSS of the serving process (anonymous part) "
+          "and of the milvus-lite engine (a child process of the native milvus-lite 2.5; inside the process "
+          "for milvus-lite 3)\n")
+    print("| clauses (chunks) | backend | build | load + first query | query p50 / p95 | serving RSS (anon) "
+          "| engine RSS | on disk | top-5 identical |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for runs in results:
+        e, pub = runs["embedded"], runs["publish"]
+        size = f"{e['clauses']:,} ({e['chunks']:,})"
+        built = f"{runs['folder_s']:.1f} s" if runs["folder_s"] is not None else "(scale.py)"
+        print(f"| {size} | embedded | {built} | {e['load_s']:.1f} s | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} ms "
+              f"| {e['rss_mb']:.0f} ({e['anon_mb']:.0f}) MiB | — | {runs['folder_mb']:.0f} MiB | |")
+        for c in args.candidates:
+            m = runs[f"milvus-{c}"]
+            same = sum(1 for q in e["tops"] if e["tops"][q] == m["tops"].get(q))
+            print(f"| {size} | milvus-lite, {c or 16384:,} lexical candidates | + {pub['publish_s']:.1f} s publish "
+                  f"({pub['rows'] / max(pub['publish_s'], 1e-9):.0f} rows/s) | {m['load_s']:.1f} s "
+                  f"| {m['p50_ms']:.1f} / {m['p95_ms']:.1f} ms | {m['rss_mb']:.0f} ({m['anon_mb']:.0f}) MiB "
+                  f"| {m['engine_mb']:.0f} MiB | + {runs['lite_mb']:.0f} MiB "
+                  f"| {same} of {len(e['tops'])} questions |")
     return 0
 
 

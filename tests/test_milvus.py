@@ -2,12 +2,14 @@
 Milvus, the alias switches under queries with no failure, and a crashed build leaves the alias on the old build.
 
 Runs on milvus-lite (a local file) with the same pymilvus calls a server gets; skipped when pymilvus or
-milvus-lite are not installed (pip install -e ".[milvus]").
+milvus-lite are not installed (pip install -e ".[milvus]"). With KB_TEST_MILVUS_URI=http://host:19530 the same
+tests run against that Milvus server instead (they drop its kb_* collections first: use a server of your own).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -17,7 +19,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pymilvus", reason="the milvus extra is not installed (pip install -e \".[milvus]\")")
-pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install -e \".[milvus]\")")
+if not os.environ.get("KB_TEST_MILVUS_URI"):
+    pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install -e \".[milvus]\")")
 
 from kb.backends import Where  # noqa: E402
 from kb.backends import milvus  # noqa: E402
@@ -30,10 +33,26 @@ CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 GWR = SHARED / "corpora" / "gov-work-reports"
 DEV = SHARED / "eval" / "dev.jsonl"
-# a few real documents of corpus/ (the seed and both versions of one regulation): milvus-lite is a
-# pure-Python engine here, so the whole bundled corpus would take minutes per build
+# a few real documents of corpus/ (the seed and both versions of one regulation): milvus-lite 3.x is a
+# Python engine, so the whole bundled corpus would take minutes per build
 SMALL = ("lianyungang-zjtx-plan-interpretation.md", "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020.md",
          "baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2025.md")
+
+
+SERVER = os.environ.get("KB_TEST_MILVUS_URI", "")
+
+
+def _uri(folder: Path) -> str:
+    """Return where the test's Milvus lives: a milvus-lite file in `folder`, or the test server emptied of kb_* data."""
+    if not SERVER:
+        return str(folder / "m.db")
+    mc = milvus.client(SERVER)
+    if milvus.supports_aliases(mc) and milvus.ALIAS in milvus._aliases(mc):
+        mc.drop_alias(milvus.ALIAS)
+    for name in mc.list_collections():
+        if name.startswith(milvus.PREFIX) or name == milvus.POINTER:
+            mc.drop_collection(name)
+    return SERVER
 
 
 def _small_corpus(folder: Path) -> Path:
@@ -62,7 +81,7 @@ def pair(tmp_path_factory):
         if (GWR / name).is_file():
             (corpus / name).write_bytes((GWR / name).read_bytes())
     index_dir = tmp_path_factory.mktemp("index")
-    uri = str(index_dir / "m.db")
+    uri = _uri(index_dir)
     mkb = KnowledgeBase(Settings(corpus_dirs=(corpus,), index_dir=index_dir, backend="milvus", milvus_uri=uri))
     mkb.build()
     ekb = KnowledgeBase(Settings(corpus_dirs=(corpus,), index_dir=index_dir))
@@ -90,6 +109,17 @@ def test_channel_scores_equal(pair):
         db = ms.backend.dense(question, 10_000)
         np.testing.assert_allclose(db, da, rtol=1e-5, atol=1e-5, err_msg=f"dense for {question}")
     assert compared > 0
+
+
+def test_serving_is_lean(pair):
+    """A Milvus-backed replica reads neither the FAISS file nor the BM25 matrices into memory; Milvus scores."""
+    ekb, mkb, _ = pair
+    index, searcher = mkb.index(), mkb.searcher()
+    assert index.lean and index.faiss is None and index.has_vectors
+    assert isinstance(index.bm25_words.scores["indices"], np.memmap)
+    assert searcher.backend.dense_available()
+    assert searcher.backend.lexical_candidates == mkb.settings.milvus_lexical_candidates
+    assert not ekb.index().lean and ekb.index().faiss is not None
 
 
 def test_top5_identical(pair):
@@ -148,7 +178,7 @@ def test_clause_row_by_id(pair):
 @pytest.fixture()
 def seed_kb(tmp_path):
     """A milvus-backed knowledge base over a few documents of corpus/ (quick to rebuild)."""
-    uri = str(tmp_path / "m.db")
+    uri = _uri(tmp_path)
     kb = KnowledgeBase(Settings(corpus_dirs=(_small_corpus(tmp_path / "corpus"),), index_dir=tmp_path / "index", backend="milvus", milvus_uri=uri))
     kb.build()
     yield kb, uri
@@ -232,7 +262,8 @@ def test_kill_during_build_keeps_alias(seed_kb):
 
     build_index(list(kb.settings.corpus_dirs), kb.settings.index_dir, kb.encoder(), kb.segmenter, force=True)  # a new build, not published
     milvus.close(uri)  # a milvus-lite file is open in one process at a time
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    # no KB_* settings of the caller; HOME and the rest stay (the native milvus-lite server needs them)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KB_")}, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kb.settings.index_dir), uri], env=env,
                           capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]

@@ -33,11 +33,12 @@ from typing import Callable, Mapping
 import numpy as np
 
 from kb.backends import EVERYWHERE, LEXICAL_CHANNELS, BackendError, Where
+from kb.config import MILVUS_MAX_TOPK as MAX_TOPK  # Milvus's limit on one search's result count
 from kb.index import BUILDS_DIR, IndexHandle, IndexMissing
 
 ALIAS = "kb_current"
 PREFIX = "kb_build_"
-MAX_TOPK = 16384  # Milvus's limit on one search's result count
+POINTER = "kb_pointer"  # engines without aliases (milvus-lite 2.5): one row naming the current collection
 INSERT_BATCH = 2000
 TEXT_MAX_BYTES = 65535  # VARCHAR max_length is in bytes
 SHORT = 64
@@ -46,6 +47,7 @@ ALIAS_TTL_SECONDS = 1.0
 DEFAULT_LITE_FILE = "milvus.db"
 
 _CLIENTS: dict[tuple[str, str], object] = {}
+_LOCAL: set[int] = set()  # ids of the clients of milvus-lite files
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -91,6 +93,8 @@ def client(uri: str, token: str = ""):
             finally:
                 quiet.setLevel(level)
             _CLIENTS[key] = got
+            if is_lite:
+                _LOCAL.add(id(got))
         return got
 
 
@@ -99,6 +103,8 @@ def close(uri: str, token: str = "") -> None:
     with _CLIENTS_LOCK:
         got = _CLIENTS.pop((uri, token), None)
     if got is not None:
+        _ALIAS_SUPPORT.pop(id(got), None)
+        _LOCAL.discard(id(got))
         got.close()
     if not re.match(r"^[a-z]+://", uri):  # milvus-lite serves the file from a thread of this process: stop it
         try:
@@ -195,23 +201,29 @@ def _clip_bytes(text: str, limit: int) -> str:
     return data[:limit].decode("utf-8", errors="ignore")
 
 
-def _sparse_rows(model) -> list[dict[int, float]]:
-    """Return per chunk row {token id: BM25 contribution} from a bm25s model's token-major score matrix."""
+def _sparse_rows(model):
+    """Return a bm25s model's token-major score matrix as chunk-row-major CSR {token id: BM25 contribution}.
+
+    Rows go to pymilvus as 1-row CSR slices: it packs those directly, while a dict per row is
+    checked pair by pair (three quarters of a publish's time when measured with pymilvus 3.0).
+    """
     from scipy.sparse import csc_matrix
 
     n_rows = int(model.scores["num_docs"])
     n_tokens = len(model.scores["indptr"]) - 1
-    m = csc_matrix((model.scores["data"], model.scores["indices"], model.scores["indptr"]),
-                   shape=(n_rows, n_tokens)).tocsr()
-    out = []
-    for r in range(n_rows):
-        s, e = m.indptr[r], m.indptr[r + 1]
-        out.append({int(t): float(v) for t, v in zip(m.indices[s:e], m.data[s:e]) if v > 0})
-    return out
+    m = csc_matrix((np.asarray(model.scores["data"], dtype=np.float32), model.scores["indices"],
+                    model.scores["indptr"]), shape=(n_rows, n_tokens)).tocsr()
+    m.data[m.data < 0] = 0.0  # BM25 contributions are positive; an entry of 0 is no entry
+    m.eliminate_zeros()
+    m.sort_indices()
+    return m
 
 
 def _index_vectors(index) -> np.ndarray | None:
-    """Return the build's dense vectors in chunk-row order (from its FAISS index), or None."""
+    """Return the build's dense vectors in chunk-row order (from its FAISS index), or None.
+
+    The inner index holds them in the order they were added; its id map names each one's chunk id.
+    """
     if index.faiss is None:
         return None
     import faiss
@@ -219,7 +231,13 @@ def _index_vectors(index) -> np.ndarray | None:
     inner = faiss.downcast_index(index.faiss.index)
     if isinstance(inner, faiss.IndexIVF):
         inner.make_direct_map()
-    return inner.reconstruct_n(0, inner.ntotal).astype(np.float32)
+    stored = inner.reconstruct_n(0, inner.ntotal).astype(np.float32)
+    rows = index.rows_for_chunk_ids(faiss.vector_to_array(index.faiss.id_map).astype(np.int64))
+    if stored.shape[0] != len(index.chunk_ids) or np.any(rows < 0):
+        raise BackendError(f"the vectors of {index.build_dir} do not match its chunks; rebuild it with 'kb build --force'")
+    out = np.empty_like(stored)
+    out[rows] = stored
+    return out
 
 
 def _year(doc) -> int:
@@ -228,13 +246,34 @@ def _year(doc) -> int:
     return doc_year(doc) or 0
 
 
-def dense_index_params(n: int) -> tuple[str, dict]:
-    """Return the Milvus index type and build params for n vectors: exact (FLAT) as the embedded index, HNSW above."""
-    from kb.ann import EXACT_MAX_VECTORS, HNSW_EF_CONSTRUCTION, HNSW_M
+def dense_index_params(n: int, local: bool = False) -> tuple[str, dict]:
+    """Return the Milvus index type and build params for n vectors, as kb/ann.py chooses for FAISS.
 
-    if n <= EXACT_MAX_VECTORS:
+    Exact (FLAT) up to kb.ann.EXACT_MAX_VECTORS; above, the same kind as the embedded index:
+    IVF_FLAT with kb.ann's list count, or HNSW. A milvus-lite file (`local`) gets FLAT at every
+    size: milvus-lite 2.5 builds no HNSW, and its IVF_FLAT returned far worse neighbours than
+    exact search even with nprobe = nlist (best cosine 0.27 instead of 0.43 on a 122k-row index).
+    """
+    from kb import ann
+
+    kind = ann.FLAT if local else ann.choose_index_kind(n)
+    if kind == ann.FLAT:
         return "FLAT", {}
-    return "HNSW", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+    if kind == ann.IVF:
+        return "IVF_FLAT", {"nlist": ann.ivf_lists(n)}
+    return "HNSW", {"M": ann.HNSW_M, "efConstruction": ann.HNSW_EF_CONSTRUCTION}
+
+
+def dense_search_params(n: int, candidates: int, local: bool = False) -> dict:
+    """Return the search params of the dense index dense_index_params(n, local) chose, for `candidates` results."""
+    from kb import ann
+
+    kind, params = dense_index_params(n, local)
+    if kind == "IVF_FLAT":
+        return {"nprobe": ann.ivf_probe(params["nlist"])}
+    if kind == "HNSW":
+        return {"ef": max(candidates, ann.HNSW_EF_SEARCH_MIN)}
+    return {}
 
 
 def _schema(pymilvus, dim: int, channels: list[str]):
@@ -267,8 +306,102 @@ def _channels_of(index) -> dict[str, object]:
     return models
 
 
+def _unimplemented(exc: Exception) -> bool:
+    """True when an error says the engine lacks the call (milvus-lite 2.5 answers aliases with gRPC UNIMPLEMENTED)."""
+    code = getattr(exc, "code", None)
+    code = code() if callable(code) else code
+    return "UNIMPLEMENTED" in str(getattr(code, "name", code)).upper() or "not implemented" in str(exc).lower()
+
+
+_ALIAS_SUPPORT: dict[int, bool] = {}
+
+
+def supports_aliases(mc) -> bool:
+    """True when the engine has collection aliases (servers, milvus-lite 3); asked once per client."""
+    got = _ALIAS_SUPPORT.get(id(mc))
+    if got is None:
+        quiet = logging.getLogger("pymilvus")  # pymilvus logs every failed call as an error; this one is a probe
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            mc.list_aliases()
+            got = True
+        except Exception as exc:  # noqa: BLE001 - grpc or pymilvus errors, told apart by their code
+            if not _unimplemented(exc):
+                raise
+            got = False
+        finally:
+            quiet.setLevel(level)
+        _ALIAS_SUPPORT[id(mc)] = got
+    return got
+
+
+def _pointer_schema(pymilvus):
+    DataType = pymilvus.DataType
+    schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                                 description="kb: which build is current (engines without aliases)")
+    schema.add_field("seq", DataType.INT64, is_primary=True)  # newest row wins
+    schema.add_field("collection", DataType.VARCHAR, max_length=LONG)
+    schema.add_field("build", DataType.VARCHAR, max_length=LONG)
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # a collection needs a vector field
+    return schema
+
+
+def _pointer(mc) -> dict | None:
+    """Return the newest pointer row {collection, build} of an engine without aliases, or None."""
+    if not mc.has_collection(POINTER):
+        return None
+    ensure_loaded(mc, POINTER)
+    got = mc.query(POINTER, filter="seq >= 0", output_fields=["seq", "collection", "build"], limit=1000)
+    return dict(max(got, key=lambda r: int(r["seq"]))) if got else None
+
+
+def _set_pointer(mc, collection: str, build: str) -> None:
+    """Point at a collection on an engine without aliases: insert a newer row, then delete the older ones.
+
+    Readers take the newest row, so at every moment some row names a whole build (an upsert
+    was seen to leave no row for a moment on milvus-lite 2.5).
+    """
+    if not mc.has_collection(POINTER):
+        params = mc.prepare_index_params()
+        params.add_index("unused", index_type="FLAT", metric_type="L2")
+        mc.create_collection(POINTER, schema=_pointer_schema(_pymilvus()), index_params=params,
+                             consistency_level="Strong")
+    ensure_loaded(mc, POINTER)
+    prev = _pointer(mc)
+    seq = max(time.time_ns(), int(prev["seq"]) + 1) if prev else time.time_ns()
+    mc.insert(POINTER, [{"seq": seq, "collection": collection, "build": build, "unused": [0.0, 0.0]}])
+    mc.delete(POINTER, filter=f"seq < {seq}")
+
+
+MIN_SERVER = (2, 4)  # SPARSE_FLOAT_VECTOR, which the lexical channels are stored as, came in Milvus 2.4
+
+
+def check_engine(mc) -> None:
+    """Raise BackendError when the engine says it is a Milvus older than 2.4 (no sparse vectors).
+
+    Engines that do not answer the version call (milvus-lite 2.5) pass; the build then fails on its own.
+    """
+    quiet = logging.getLogger("pymilvus")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        version = str(mc.get_server_version())
+    except Exception:  # noqa: BLE001 - an engine without the call
+        return
+    finally:
+        quiet.setLevel(level)
+    got = re.search(r"(\d+)\.(\d+)", version)
+    if got and "lite" not in version.split("-")[0] and (int(got[1]), int(got[2])) < MIN_SERVER:
+        raise BackendError(f"Milvus {version} has no sparse vectors, which the milvus backend stores BM25 in; "
+                           f"use Milvus {MIN_SERVER[0]}.{MIN_SERVER[1]} or later")
+
+
 def alias_target(mc) -> str | None:
-    """Return the collection the alias names, or None when there is none yet."""
+    """Return the collection the alias (or, without aliases, the pointer row) names, or None when there is none yet."""
+    if not supports_aliases(mc):
+        got = _pointer(mc)
+        return got["collection"] if got else None
     if ALIAS not in _aliases(mc):
         return None
     return mc.describe_alias(ALIAS).get("collection_name")
@@ -279,14 +412,16 @@ def _aliases(mc) -> list[str]:
     return list(got.get("aliases", []) if isinstance(got, dict) else got)
 
 
-def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) -> PublishReport:
+def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None, replicas: int = 1) -> PublishReport:
     """Build a collection for a loaded index build, then point the alias at it; drop what the alias left before.
 
-    `on_batch(done, total)` is called after each inserted batch (progress; tests crash here).
+    `on_batch(done, total)` is called after each inserted batch (progress; tests crash here); `replicas` is the
+    load_collection replica_number (in-memory copies across query nodes).
     Raises when anything fails before the alias switch; the alias then still names the old build.
     """
     pymilvus = _pymilvus()
     t0 = time.perf_counter()
+    check_engine(mc)
     name = collection_name(index.build_dir.name)
     current = alias_target(mc)
     if current == name:
@@ -302,7 +437,7 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
         index_params.add_index(channel, index_type="SPARSE_INVERTED_INDEX", metric_type="IP",
                                params={"inverted_index_algo": "DAAT_MAXSCORE"})
     if dim:
-        kind, params = dense_index_params(n)
+        kind, params = dense_index_params(n, id(mc) in _LOCAL)
         index_params.add_index("dense", index_type=kind, metric_type="IP", params=params)
     mc.create_collection(name, schema=_schema(pymilvus, dim, list(models)), index_params=index_params,
                          consistency_level="Strong",
@@ -328,7 +463,7 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
             entity = {"row": row, "chunk_id": int(index.chunk_ids[row]), "clause_row": clause_row,
                       "doc_row": doc_row, "clause_id": _clip_bytes(got[0], LONG), "text": got[1], **meta[doc_row]}
             for channel in models:
-                entity[channel] = sparse[channel][row]
+                entity[channel] = sparse[channel][row]  # a 1-row CSR
             if dim:
                 entity["dense"] = vectors[row]
             batch.append(entity)
@@ -336,13 +471,15 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
         if on_batch is not None:
             on_batch(min(n, start + INSERT_BATCH), n)
     mc.flush(name)
-    mc.load_collection(name)
+    load(mc, name, replicas)
     got = mc.query(name, filter="row >= 0", output_fields=["count(*)"])
     count = int(got[0]["count(*)"]) if got else -1
     if count != n:
         raise BackendError(f"Milvus collection {name} has {count} rows after the build, expected {n}; "
                            "the alias was not switched")
-    if current is None:
+    if not supports_aliases(mc):
+        _set_pointer(mc, name, index.build_dir.name)
+    elif current is None:
         mc.create_alias(name, ALIAS)
     else:
         mc.alter_alias(name, ALIAS)
@@ -356,6 +493,9 @@ def publish(mc, index, *, on_batch: Callable[[int, int], None] | None = None) ->
 
 def build_of_alias(mc) -> str | None:
     """Return the index build name the alias points at, or None."""
+    if not supports_aliases(mc):
+        got = _pointer(mc)
+        return got["build"] if got else None
     target = alias_target(mc)
     if target is None:
         return None
@@ -363,11 +503,19 @@ def build_of_alias(mc) -> str | None:
     return props.get("kb.build") or target[len(PREFIX):]
 
 
-def ensure_loaded(mc, name: str) -> None:
+def load(mc, name: str, replicas: int = 1) -> None:
+    """Load a collection into query-node memory with `replicas` in-memory replicas (1: the engine's default call)."""
+    if replicas > 1:
+        mc.load_collection(name, replica_number=replicas)
+    else:
+        mc.load_collection(name)
+
+
+def ensure_loaded(mc, name: str, replicas: int = 1) -> None:
     """Load a collection into memory unless it is (milvus-lite releases collections when its process ends)."""
     state = mc.get_load_state(name).get("state")
     if getattr(state, "name", str(state)) != "Loaded":
-        mc.load_collection(name)
+        load(mc, name, replicas)
 
 
 class AliasFollower:
@@ -398,7 +546,7 @@ class MilvusBackend:
 
     name = "milvus"
 
-    def __init__(self, mc, index, encoder, *, lexical_candidates: int = MAX_TOPK) -> None:
+    def __init__(self, mc, index, encoder, *, lexical_candidates: int = MAX_TOPK, replicas: int = 1) -> None:
         self.mc = mc
         self.index = index
         self.encoder = encoder
@@ -406,8 +554,8 @@ class MilvusBackend:
         self.n = len(index.chunk_ids)
         self.lexical_candidates = lexical_candidates
         self._vocab = {channel: model.vocab_dict for channel, model in _channels_of(index).items()}
-        self._has_dense = index.faiss is not None
-        ensure_loaded(mc, self.collection)
+        self._has_dense = index.has_vectors
+        ensure_loaded(mc, self.collection, replicas)
 
     def has_channel(self, channel: str) -> bool:
         """True when the build has this lexical channel."""
@@ -418,16 +566,14 @@ class MilvusBackend:
         if self.n == 0 or limit <= 0:
             return out
         expr = filter_expression(where.filters, where.mask)
-        params = {"metric_type": "IP", "params": {"drop_ratio_search": 0.0} if field in LEXICAL_CHANNELS else {}}
-        if field == "dense" and limit > 256:
-            params["params"] = {"ef": limit}
-        elif field == "dense":
-            params["params"] = {"ef": 256}
+        params = {"metric_type": "IP", "params": {"drop_ratio_search": 0.0} if field in LEXICAL_CHANNELS
+                  else dense_search_params(self.n, limit, id(self.mc) in _LOCAL)}
         got = self.mc.search(self.collection, data=[data], anns_field=field, limit=min(limit, self.n, MAX_TOPK),
                              filter=expr, search_params=params, output_fields=[])
         hits = got[0] if got else []
         if hits:
-            ids = np.fromiter((h["row"] for h in hits), dtype=np.int64, count=len(hits))
+            key = "row" if "row" in hits[0] else "id"  # pymilvus 3 names the primary key, 2.5/2.6 say "id"
+            ids = np.fromiter((h[key] for h in hits), dtype=np.int64, count=len(hits))
             scores = np.fromiter((h["distance"] for h in hits), dtype=np.float32, count=len(hits))
             out[ids] = scores
         return out
@@ -472,7 +618,9 @@ class MilvusBackend:
 # -- wiring --------------------------------------------------------------------
 
 class MilvusIndexHandle(IndexHandle):
-    """The index build the Milvus alias names, loaded from the index folder; follows the alias per request."""
+    """The index build the Milvus alias names, loaded lean from the index folder; follows the alias per request."""
+
+    lean = True  # no FAISS file, BM25 matrices memory-mapped: channel scores and vectors are in Milvus
 
     def __init__(self, index_dir: Path, expected_encoder: str | None, mc) -> None:
         super().__init__(index_dir, expected_encoder)
@@ -492,9 +640,9 @@ class MilvusIndexHandle(IndexHandle):
 
 
 def publish_build(mc, index_dir: Path, build_name: str, expected_encoder: str | None,
-                  on_batch: Callable[[int, int], None] | None = None) -> PublishReport:
+                  on_batch: Callable[[int, int], None] | None = None, replicas: int = 1) -> PublishReport:
     """Load a finished index build from the folder and publish it to Milvus."""
     from kb.index import BUILDS_DIR, KnowledgeIndex
 
     index = KnowledgeIndex(Path(index_dir) / BUILDS_DIR / build_name, expected_encoder)
-    return publish(mc, index, on_batch=on_batch)
+    return publish(mc, index, on_batch=on_batch, replicas=replicas)
