@@ -63,15 +63,12 @@ def gold_parts(args) -> list[tuple[str, list[dict]]]:
         parts += [("laws all", laws),
                   ("laws literal", [q for i, q in enumerate(laws) if i in DEV_LAWS_LITERAL]),
                   ("laws voice", [q for i, q in enumerate(laws) if i not in DEV_LAWS_LITERAL])]
-    if TUNING.is_file():
-        tuning = load_gold(TUNING)
-        parts += [("dev-voice-laws all", tuning)] + [
-            (f"dev-voice-laws {v}", [q for q in tuning if q.get("voice") == v]) for v in ("enterprise", "literal")]
-    for path in args.gold or []:
+    labelled = ([(TUNING, "dev-voice-laws")] if TUNING.is_file() else []) + [(p, p.stem) for p in args.gold or []]
+    for path, name in labelled:
         questions = load_gold(path)
-        parts.append((f"{path.stem} all", questions))
+        parts.append((f"{name} all", questions))
         for voice in sorted({q["voice"] for q in questions if q.get("voice")}):
-            parts.append((f"{path.stem} {voice}", [q for q in questions if q.get("voice") == voice]))
+            parts.append((f"{name} {voice}", [q for q in questions if q.get("voice") == voice]))
     return parts
 
 
