@@ -70,16 +70,13 @@ def coverage_rows(terms: Sequence[CoverageTerm], rows_with: Callable[[str], np.n
     if total <= 0 or n == 0:
         return out
     for t in terms:
+        rows = [rows_with(v) for v in t.variants]
+        if t.parts:  # rows holding every part: a row id repeated once per part
+            ids, counts = np.unique(np.concatenate([np.unique(rows_with(p)) for p in t.parts]), return_counts=True)
+            rows.append(ids[counts == len(t.parts)])
         found = np.zeros(n, dtype=bool)
-        for v in t.variants:
-            found[rows_with(v)] = True
-        if t.parts:
-            every = np.ones(n, dtype=bool)
-            for p in t.parts:
-                has = np.zeros(n, dtype=bool)
-                has[rows_with(p)] = True
-                every &= has
-            found |= every
+        if rows:
+            found[np.concatenate(rows).astype(np.int64, copy=False)] = True
         out[found] += t.idf
     return out / total
 
