@@ -31,6 +31,7 @@ from kb.ann import build_ann
 from kb.chunk import CHUNKER_VERSION, chunk_document
 from kb.corpus import read_corpus
 from kb.embed import EmbeddingCache, Encoder, text_key
+from kb.retrieval.slots import SLOTS_VERSION, slot_bits
 from kb.retrieval.vocabulary import everyday_tokens, vocabulary
 from kb.segment import Segmenter, bigrams, compact
 from kb.structure import STRUCTURE_VERSION, clause_marker, parse_clauses
@@ -221,7 +222,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     encoder_id = encoder.model_id if encoder is not None else "none"
     vocab = vocabulary()
     fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version + "/" + annotator_version + "/versions"
-                                     + VERSIONS_VERSION + "/" + vocab.version)
+                                     + VERSIONS_VERSION + "/" + vocab.version + "/slots" + SLOTS_VERSION)
     current = read_current(index_dir)
     previous: dict = {}
     if current and (builds / current / "manifest.json").is_file():
@@ -267,6 +268,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     _save_bm25([bigrams(t) for t in texts], tmp / "bm25-bigrams")
     if vocab:  # index-side expansion: each chunk also under the everyday forms of its terms
         _save_bm25([everyday_tokens(vocab, w) for w in words], tmp / "bm25-bridge")
+    # the kinds of value each chunk's own text states (a time limit, an amount): kb/retrieval/slots.py
+    np.save(tmp / "slots.npy", slot_bits([ch.text for _, _, ch in all_chunks]))
 
     embedded = 0
     if encoder is not None:
@@ -432,6 +435,8 @@ class KnowledgeIndex:
         self.bm25_bridge = None  # absent in builds made without the vocabulary bridge
         if (self.build_dir / "bm25-bridge").is_dir():
             self.bm25_bridge = bm25s.BM25.load(str(self.build_dir / "bm25-bridge"), mmap=mmap)
+        slots = self.build_dir / "slots.npy"  # absent in builds made before answer slots: no slot boost
+        self.slot_bits = np.load(slots) if slots.is_file() else None
         self.has_vectors = (self.build_dir / "vectors.faiss").is_file()
         self.faiss = None
         if self.has_vectors and not self.lean:
@@ -456,6 +461,8 @@ class KnowledgeIndex:
         self.chunk_ids = arr[:, 0]
         self.chunk_clause = arr[:, 1].astype(np.int32)
         self.chunk_doc = arr[:, 2].astype(np.int32)
+        if self.slot_bits is not None and len(self.slot_bits) != len(self.chunk_ids):
+            raise ValueError(f"slots.npy has {len(self.slot_bits)} rows for {len(self.chunk_ids)} chunks")
         self._id_order = np.argsort(self.chunk_ids)
         self._sorted_ids = self.chunk_ids[self._id_order]  # once, not per query (a gather of every id)
         self.n_clauses = int(db.execute("SELECT COUNT(*) FROM clauses").fetchone()[0])

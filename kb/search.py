@@ -26,6 +26,7 @@ from kb.retrieval.documents import DocumentStage, Filters
 from kb.retrieval.exact import exact_rows
 from kb.retrieval.fusion import DEFAULT_TUNING, Tuning, best_chunk_per_clause, combine, fuse_lexical, top_rows
 from kb.retrieval.lexical import LexicalChannel
+from kb.retrieval.slots import slot_mask
 from kb.segment import Segmenter
 from kb.text import nfkc  # noqa: F401  (kb.evaluation and scripts read it from here)
 from kb.types import Hit
@@ -243,6 +244,9 @@ class Searcher:
             if t.coverage_weight > 0 and cover_terms:
                 cov = floor.coverage_rows(cover_terms, self.words.rows_with, n)
                 score = score * ((1 - t.coverage_weight) + t.coverage_weight * cov)
+            slots = slot_mask(self.index.slot_bits, q.slot) if t.slot_weight > 0 else None
+            if slots is not None:  # chunks stating the kind of value asked for (几年: a time span)
+                score = score * (1 + t.slot_weight * slots)
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
 

@@ -198,3 +198,30 @@ def test_an_interrogative_adds_the_drafting_words_of_its_answer_below_the_users_
     assert weights["期限"] < weights["专利"]
     off = an.analyse("发明专利保护多久", tuning=Tuning(answer_type_weight=0.0))
     assert not any(e.provenance == "answer-type" for e in off.expansions)
+
+
+# -- answer slots ------------------------------------------------------------------------------
+
+def test_answer_slots_of_questions_and_of_real_clause_text():
+    from kb.retrieval.slots import BITS, QUANTITY, TIME, chunk_slots, question_slot, slot_bits, slot_mask
+
+    # questions written for this test
+    assert question_slot("商标注册后能用多久") == TIME
+    assert question_slot("多少天内要交") == TIME  # a span, though it says 多少
+    assert question_slot("研发费用能多扣多少") == QUANTITY
+    assert question_slot("怎么申请专利") is None
+    # real clause text (专利法 第四十二条, 第四十三条; 保障中小企业款项支付条例 2025)
+    term = "发明专利权的期限为二十年，实用新型专利权的期限为十年，外观设计专利权的期限为十五年，均自申请日起计算。"
+    fee = "专利权人应当自被授予专利权的当年开始缴纳年费。"
+    interest = "按照每日利率万分之五支付逾期利息"
+    assert chunk_slots(term) & BITS[TIME] and not chunk_slots(term) & BITS[QUANTITY]
+    assert chunk_slots(fee) == 0
+    assert chunk_slots("处理期限最长不得超过90日") & BITS[TIME]
+    assert not chunk_slots(interest) & BITS[TIME]
+    # a year in a title is a date, not a span; a share is a quantity
+    assert chunk_slots("连云港市专精特新企业培育三年行动计划（2022-2025年）") == BITS[TIME]  # 三年
+    assert chunk_slots("2025年") == 0
+    assert chunk_slots("在年度利润总额12％以内的部分") == BITS[QUANTITY]
+    bits = slot_bits([term, fee])
+    assert bits.dtype == np.uint8 and slot_mask(bits, TIME).tolist() == [1.0, 0.0]
+    assert slot_mask(bits, None) is None and slot_mask(None, TIME) is None

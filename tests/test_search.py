@@ -76,3 +76,33 @@ def test_analysis_is_what_search_used(built_index):
     assert "有没有" in q.frames and "有没有" not in result.terms and "有没有" not in dict(q.word_query)
     assert result.hits and all(e.weight < 1 for e in q.expansions)
     assert built_index.searcher().relevance("融资").max() == pytest.approx(1.0)
+
+
+def test_a_how_long_question_lifts_the_clauses_stating_a_time_limit(built_index):
+    """专利权多久 asks for a time: clauses whose text states one (专利法 第四十二条: 期限为二十年) score
+    1 + slot_weight times what they score without slots; the others score the same."""
+    from dataclasses import replace
+
+    from kb.retrieval.fusion import Tuning
+    from kb.retrieval.slots import BITS, TIME, chunk_slots
+
+    index = built_index.index()
+    assert index.slot_bits is not None and len(index.slot_bits) == len(index.chunk_ids)
+    on = built_index.search("专利权多久", SearchOptions(k=100))
+    assert on.understanding.slot == TIME
+    assert on.hits[0].clause.text.startswith("第四十二条")
+    off = built_index.search("专利权多久", replace(SearchOptions(k=100), tuning=Tuning(slot_weight=0.0)))
+    before = {(h.doc.doc_id, h.clause.clause_id): h.score for h in off.hits}
+    lifted = same = 0
+    for h in on.hits:
+        old = before.get((h.doc.doc_id, h.clause.clause_id))
+        if not old or not h.clause.text == index.clause(h.doc.doc_id, h.clause.clause_id).text:
+            continue
+        if len(h.clause.text) < 300:  # one chunk: the clause's text is the chunk's
+            if chunk_slots(h.clause.text) & BITS[TIME]:
+                assert h.score == pytest.approx(old * 1.3, rel=1e-3)
+                lifted += 1
+            else:
+                assert h.score == pytest.approx(old, rel=1e-3)
+                same += 1
+    assert lifted and same

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from kb.lookup import ClauseQuery, parse_clause_query
 from kb.query import LEVEL_CUES, Expansion, Understanding, understand
 from kb.retrieval.fusion import DEFAULT_TUNING, Tuning
+from kb.retrieval.slots import question_slot
 from kb.retrieval.vocabulary import Vocabulary, vocabulary
 from kb.segment import Segmenter, bigrams, is_word, normalize, stop_words
 
@@ -54,6 +55,7 @@ class AnalysedQuestion(Understanding):
     user_words: tuple[str, ...] = ()  # the user's own search-mode words (index-side channel, highlights)
     clause: ClauseQuery = field(default_factory=ClauseQuery)
     heading_text: str = ""  # the query without 《titles》 (for a heading lookup)
+    slot: str | None = None  # the kind of value asked for (kb/retrieval/slots.py: time, quantity), if any
 
     @property
     def frames(self) -> tuple[str, ...]:
@@ -175,4 +177,4 @@ class Analyser:
             levels=u.levels, regions=u.regions, tiers=u.tiers, needs=u.needs, expansions=tuple(expansions),
             normalised=norm, words=tuple(words), content=content, word_query=tuple(word_query.items()),
             bigram_query=tuple(bigram_query.items()), user_words=user_words, clause=cq,
-            heading_text=_TITLE_BRACKETS.sub(" ", query).strip())
+            heading_text=_TITLE_BRACKETS.sub(" ", query).strip(), slot=question_slot(norm))

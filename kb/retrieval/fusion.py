@@ -31,6 +31,7 @@ class Tuning:
     named_boost: float = 1.0  # a document the question names (type + year, or 《title》)
     level_boost: float = 0.3  # documents of the level or region the question points at
     coverage_weight: float = 0.5  # share of the score that depends on how much of the question a chunk covers (0.4-0.8 alike on dev)
+    slot_weight: float = 0.3  # chunks stating the kind of value asked for (几年 -> a time span): score x (1 + this)
     dense_weight: float = 0.2  # the dense channel above its floor, divided by its best score (like the lexical ones)
     dense_floor: float = 0.35  # cosine below this adds nothing
     dense_candidates: int = 200
