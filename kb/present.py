@@ -37,6 +37,11 @@ def hit_to_json(hit: Hit, validity=None) -> dict:
     extra = {}
     if validity is not None:
         extra["validity"] = validity(doc).to_json()
+    if hit.also_in:  # outdated versions of the same article, folded into this one (kb.versions.fold_versions)
+        extra["also_in"] = [{"doc_id": d.doc_id, "title": d.title, "clause_id": c.clause_id,
+                             "url": f"/doc/{d.doc_id}#{c.clause_id}",
+                             **({"validity": validity(d).to_json()} if validity is not None else {})}
+                            for d, c in hit.also_in]
     return {
         "rank": hit.rank,
         "score": hit.score,
@@ -82,6 +87,9 @@ def search_text(query: str, result: SearchResult, validity) -> str:
             lines.append("    " + " · ".join(meta))
         for line in hit.clause.text.splitlines():
             lines.append("    " + line)
+        for d, c in hit.also_in:
+            when = f"（{d.get('published')}）" if d.get("published") else ""
+            lines.append(f"    同文亦见于 (same text in): {d.title}{when} · {validity(d).label} -> /doc/{d.doc_id}#{c.clause_id}")
         lines.append(f"    -> /doc/{hit.doc.doc_id}#{hit.clause.clause_id}  (score {hit.score})\n")
     return "\n".join(lines)
 

@@ -30,14 +30,14 @@ from kb.retrieval.slots import slot_mask
 from kb.segment import Segmenter
 from kb.text import nfkc  # noqa: F401  (kb.evaluation and scripts read it from here)
 from kb.types import Hit
-from kb.versions import prefer_in_force
+from kb.versions import fold_versions, prefer_in_force
 
 __all__ = ["DEFAULT_TUNING", "Filters", "MAX_K", "MAX_QUERY_CHARS", "QueryError", "SearchOptions", "SearchResult",
            "Searcher", "Tuning", "check_k", "clean_query", "nfkc", "top_rows", "with_tuning"]
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
-VERSION_SLACK = 5  # extra candidates, so the version in force can move up past an outdated one
+VERSION_SLACK = 10  # extra candidates: the version in force can move up past an outdated one, which may fold into it
 
 
 class QueryError(ValueError):
@@ -285,7 +285,8 @@ class Searcher:
                         if chunk_row is not None else ())
             hits.append(Hit(rank=rank, score=round(value, 4), doc=doc, clause=clause, channels=channels,
                             exact=clause_row in exact_set))
-        hits = prefer_in_force(hits, options.as_of or date.today(), self.index.versions)[:k]
+        day = options.as_of or date.today()
+        hits = fold_versions(prefer_in_force(hits, day, self.index.versions), day, self.index.versions)[:k]
         return SearchResult(query, tuple(hits), terms, q, verdict.message, verdict.confidence, verdict.coverage)
 
 

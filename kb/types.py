@@ -90,3 +90,4 @@ class Hit:
     clause: Clause
     channels: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     exact: bool = False
+    also_in: tuple[tuple[Document, Clause], ...] = ()  # outdated versions of this clause with (nearly) the same text

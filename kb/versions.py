@@ -266,6 +266,27 @@ def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions,
     return [replace(h, rank=n) for n, h in enumerate(out, start=1)]
 
 
+SAME_TEXT = 0.9  # an outdated clause this similar to its version in force ranked above it is folded into it
+
+
+def fold_versions(hits: list[Hit], as_of: date, versions: Versions, same: float = SAME_TEXT) -> list[Hit]:
+    """Return the hits with each outdated clause whose version in force on `as_of` ranks above it with
+    (nearly) the same text folded into that hit's `also_in`, so one article is not listed twice; an
+    outdated clause ranked first (a question about the old version) stays; ranks renumbered."""
+    out: list[Hit] = []
+    for hit in hits:
+        group = {f.doc_id for f in versions.group(hit.doc.doc_id)}
+        if group and not versions.in_force(hit.doc, as_of):
+            i = next((i for i, kept in enumerate(out)
+                      if kept.doc.doc_id in group and versions.in_force(kept.doc, as_of)
+                      and _ratio(hit.clause.text, kept.clause.text) >= same), None)
+            if i is not None:
+                out[i] = replace(out[i], also_in=out[i].also_in + ((hit.doc, hit.clause),))
+                continue
+        out.append(hit)
+    return [replace(h, rank=n) for n, h in enumerate(out, start=1)]
+
+
 # --- what changed -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

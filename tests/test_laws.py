@@ -7,6 +7,7 @@ tests over the bundled corpus read the real documents in corpus/ (and ../shared 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from kb.corpus import parse_front_matter, read_corpus
 from kb.ingest import ingest_bytes
 from kb.structure import parse_clauses
 from kb.types import Clause, Document, Hit
-from kb.versions import compare_versions, derive_versions, prefer_in_force, title_key
+from kb.versions import compare_versions, derive_versions, fold_versions, prefer_in_force, title_key
 
 RAW_LAWS = SHARED / "raw" / "national-laws"
 
@@ -238,6 +239,24 @@ def test_the_version_in_force_goes_first_when_they_match_about_equally(tmp_path)
     # a much better match of the older version is not pushed down
     hits = prefer_in_force([_hit(v1, 1.0), _hit(v2, 0.3)], date(2024, 1, 1), versions)
     assert hits[0].doc.doc_id == v1.doc_id
+
+
+
+def test_an_outdated_clause_with_the_same_text_folds_into_its_version_in_force(tmp_path):
+    docs = _made_up_corpus(tmp_path)
+    versions = derive_versions(docs)
+    v1, v2 = sorted((d for d in docs if d.title == "虚构企业促进示例条例"), key=lambda d: d.get("published"))
+    other = next(d for d in docs if d.title != "虚构企业促进示例条例")
+    hits = fold_versions([_hit(v2, 1.0), _hit(other, 0.9), _hit(v1, 0.8)], date(2024, 1, 1), versions)
+    assert [h.doc.doc_id for h in hits] == [v2.doc_id, other.doc_id] and [h.rank for h in hits] == [1, 2]
+    assert [(d.doc_id, c.clause_id) for d, c in hits[0].also_in] == [(v1.doc_id, "c1")]
+    # an outdated clause ranked above its version in force (a question about the old text) stays
+    hits = fold_versions([_hit(v1, 1.0), _hit(v2, 0.9)], date(2024, 1, 1), versions)
+    assert [h.doc.doc_id for h in hits] == [v1.doc_id, v2.doc_id] and not hits[0].also_in
+    # different text is not folded
+    changed = replace(_hit(v1, 0.8), clause=replace(_hit(v1, 0.8).clause, text="第一条 完全不同的一段文字"))
+    hits = fold_versions([_hit(v2, 1.0), changed], date(2024, 1, 1), versions)
+    assert len(hits) == 2
 
 
 # --- the bundled measures -----------------------------------------------------------------------

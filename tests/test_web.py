@@ -113,3 +113,18 @@ def test_about_markdown_is_sanitised(tmp_path, monkeypatch):
         pages.about_html.cache_clear()
     assert "<h1>标题</h1>" in html
     assert "<script" not in html and "javascript:" not in html and "onerror" not in html and "<img" not in html
+
+
+def test_the_same_article_of_two_versions_is_listed_once(client):
+    """保障中小企业款项支付条例 2020 and 2025 (real, bundled) share 第三条 word for word: the version in
+    force is the result, the outdated one is named under it (API, page)."""
+    data = client.get("/api/search", query_string={"q": "本条例所称中小企业 大型企业 企业规模类型", "k": 10}).get_json()
+    ids = [r["doc_id"] for r in data["results"]]
+    first = next(r for r in data["results"] if r["doc_id"].startswith("baozhang-zhongxiaoqiye"))
+    assert first["doc_id"].endswith("2025") and first["validity"]["code"] == "effective"
+    assert [(a["doc_id"], a["validity"]["code"]) for a in first["also_in"]] == [
+        ("baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020", "superseded")]
+    assert first["also_in"][0]["url"] not in [r["url"] for r in data["results"]]
+    assert len(ids) == len(data["results"])
+    page = client.get("/search", query_string={"q": "本条例所称中小企业 大型企业 企业规模类型"}).get_data(as_text=True)
+    assert "同一条文亦见于" in page and "/doc/baozhang-zhongxiaoqiye-kuanxiang-zhifu-tiaoli-2020" in page
