@@ -237,7 +237,7 @@ class Searcher:
         sure = top_lex >= 0 and floor.coverage(cover_terms, lambda tok: self.words.has(tok, top_lex)) >= t.sure_coverage
         dense = np.zeros(n, dtype=np.float32)
         if options.mode == "dense" or (options.mode == "hybrid" and not sure):
-            dense = self.backend.dense(query, t.dense_candidates, where)
+            dense = self.backend.dense(dense_text(q, query, t), t.dense_candidates, where)
         score = combine(lex, dense, options.mode, t)
         if options.mode != "dense":
             score = score * self.docs.prior(q, t, self.words, self.index.chunk_doc)[self.index.chunk_doc]
@@ -288,6 +288,15 @@ class Searcher:
         day = options.as_of or date.today()
         hits = fold_versions(prefer_in_force(hits, day, self.index.versions), day, self.index.versions)[:k]
         return SearchResult(query, tuple(hits), terms, q, verdict.message, verdict.confidence, verdict.coverage)
+
+
+def dense_text(q: AnalysedQuestion, query: str, t: Tuning) -> str:
+    """Return what the encoder reads for a question: the question, plus (Tuning.dense_expansions) the corpus
+    terms the bridge and answer types give for its everyday words."""
+    if not t.dense_expansions:
+        return query
+    extra = dict.fromkeys(e.term for e in q.expansions if e.provenance != "thesaurus" and e.term not in query)
+    return query + " " + " ".join(extra) if extra else query
 
 
 def with_tuning(options: SearchOptions, **changes) -> SearchOptions:

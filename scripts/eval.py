@@ -206,6 +206,8 @@ ABLATIONS = [
     ("- dense channel", {}, {"dense_weight": 0.0}),
     ("+ dense on every question (no lexically-sure skip)", {}, {"sure_coverage": 1.01}),
     ("- answer types of question words", {}, {"answer_type_weight": 0.0}),
+    ("- answer slots (time / quantity stated)", {}, {"slot_weight": 0.0}),
+    ("+ encoder reads the bridge's terms too", {}, {"dense_expansions": True}),
     ("- coverage in the score", {}, {"coverage_weight": 0.0}),
     ("- off-topic floor (never refuse)", {}, {"offtopic_coverage": 0.0}),
 ]

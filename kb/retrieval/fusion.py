@@ -34,6 +34,7 @@ class Tuning:
     slot_weight: float = 0.3  # chunks stating the kind of value asked for (几年 -> a time span): score x (1 + this)
     dense_weight: float = 0.2  # the dense channel above its floor, divided by its best score (like the lexical ones)
     dense_floor: float = 0.35  # cosine below this adds nothing
+    dense_expansions: bool = False  # the encoder also reads the bridge's and answer types' corpus terms (not the thesaurus's)
     dense_candidates: int = 200
     min_coverage: float = 0.34  # below this share of the question's content matched: answer, flagged low confidence ...
     min_dense: float = 0.5  # ... unless the dense channel is at least this sure
