@@ -220,3 +220,23 @@ def test_the_shipped_files_are_what_the_build_writes(build, tmp_path):
     assert build.main(["--out-dir", str(tmp_path)]) == 0
     for name in ("terms.tsv", "bridge.tsv"):
         assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name
+
+
+def test_concept_parts_take_defined_terms_and_category_items(build, tokenizer):
+    pos = build.jieba_pos()
+    # made-up phrases in the shape of statute definitions and enumeration items
+    assert build.concept_parts(tokenizer, pos, "本法所称生产性生物资产") == ["生产性生物资产"]
+    assert build.concept_parts(tokenizer, pos, "工资、薪金所得") == ["工资", "薪金所得"]
+    assert build.concept_parts(tokenizer, pos, "股息、红利等权益性投资收益") == ["股息", "权益性投资收益"]
+    assert build.concept_parts(tokenizer, pos, "提供劳务收入") == ["提供劳务收入"]
+    for act in ("确定成交供应商", "其他收入", "没有按照规定缴纳年费的"):
+        assert build.concept_parts(tokenizer, pos, act) == []
+
+
+def test_a_defined_concept_counts_as_spread_in_the_ranking(build):
+    Term = build.Term
+    plain = Term("某某资产", 5, 1, 1, 0, 0, 0, 8.0, "phrase", "law", "")
+    defined = Term("某某资产", 5, 1, 1, 0, 0, 0, 8.0, "phrase", "law", "", "defined")
+    assert build.score(defined) > build.score(plain)
+    assert build.score(Term("某某资产", 5, 4, 4, 0, 0, 0, 8.0, "phrase", "law", "", "defined")) \
+        == build.score(Term("某某资产", 5, 4, 4, 0, 0, 0, 8.0, "phrase", "law", ""))
