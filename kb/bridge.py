@@ -17,7 +17,7 @@ from importlib import resources
 from kb.segment import normalize
 
 BRIDGE_COLUMNS = ("everyday_form", "term", "weight", "kind", "provenance", "need")
-KINDS = ("abbrev", "synonym", "colloquial")
+KINDS = ("abbrev", "synonym", "colloquial", "instance")  # instance: a member of the category the term names
 FRAME_CATEGORIES = ("frame", "stop")
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.bridge import BridgeEntry as Row  # one bridge row, as the loader reads it
-from kb.bridge import parse_frames
+from kb.bridge import KINDS, parse_frames
 from kb.segment import Segmenter, normalize, stop_words, user_dictionary_words
 
 ROOT = Path(__file__).resolve().parent.parent  # the project folder (this file is kb/vocab_build.py)
@@ -475,6 +475,9 @@ def load_cilin() -> Cilin | None:
 # ---------------------------------------------------------------- bridge rows
 
 WEIGHTS = {"inventory-manual": 0.5, "rule": 0.6, "rule+lexicon": 0.6}
+# A hand-written instance (汽车 for 运输工具) stands for its category less surely than a synonym does:
+# below the hand-written weight, and below the index-side threshold (query-side only).
+INSTANCE_WEIGHT = 0.4
 
 # Candidate short forms made by the abbreviation rules (below) that a general lexicon attests, read
 # one by one: kept when the short form really is the everyday name of the long one. Rejected
@@ -678,7 +681,8 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
 
 
 def read_manual(path: Path) -> list[Row]:
-    """Read the hand-written everyday forms (everyday_form<TAB>term<TAB>kind<TAB>need)."""
+    """Read the hand-written everyday forms (everyday_form<TAB>term<TAB>kind<TAB>need); kind 'instance'
+    rows (a member of the category the term names) weigh INSTANCE_WEIGHT, the others the manual weight."""
     rows = []
     if not path.is_file():
         return rows
@@ -689,9 +693,11 @@ def read_manual(path: Path) -> list[Row]:
         if len(cols) < 3:
             raise SystemExit(f"{path}:{n}: want everyday_form<TAB>term<TAB>kind[<TAB>need]")
         need = cols[3] if len(cols) > 3 else ""
+        if cols[2] not in KINDS:
+            raise SystemExit(f"{path}:{n}: kind {cols[2]!r} is not one of {', '.join(KINDS)}")
+        weight = INSTANCE_WEIGHT if cols[2] == "instance" else WEIGHTS["inventory-manual"]
         for form in cols[0].split("|"):
-            rows.append(Row(normalize(form.strip()), cols[1], WEIGHTS["inventory-manual"], cols[2],
-                            "inventory-manual", need))
+            rows.append(Row(normalize(form.strip()), cols[1], weight, cols[2], "inventory-manual", need))
     return rows
 
 
@@ -748,6 +754,7 @@ def bridge_tsv(rows: list[Row]) -> str:
              "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
              "# or register pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
              "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
+             f"# {INSTANCE_WEIGHT} manual kind instance (a member of the category the term names, query side only),",
              f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
              "times in the laws/plans.",
              "\t".join(("everyday_form", "term", "weight", "kind", "provenance", "need"))]

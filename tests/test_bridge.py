@@ -69,15 +69,21 @@ def test_every_term_occurs_in_the_corpus_texts():
 
 
 def test_the_user_words_weigh_more_than_expansions():
+    from kb.retrieval.vocabulary import INDEX_FORM_MIN_WEIGHT
+
     rows = _rows("bridge.tsv")
     by_prov = {}
-    for _f, _t, weight, _k, provenance, _n in rows:
-        by_prov.setdefault(provenance, set()).add(float(weight))
+    for _f, _t, weight, kind, provenance, _n in rows:
+        by_prov.setdefault(provenance if kind != "instance" else "instance", set()).add(float(weight))
     assert max(max(ws) for ws in by_prov.values()) < 1.0
     # Hand-written forms weigh 0.5, or 0.35 where the form is itself a frequent corpus word;
     # Cilin synonyms are the least sure source and stay below the hand-written weight.
     assert by_prov["inventory-manual"] <= {0.5, 0.35}
     assert max(by_prov.get("cilin", {0.0})) < 0.5
+    # Hand-written instances of a category (汽车 for 运输工具) weigh less than the hand-written
+    # synonyms and stay on the query side (below the index-side threshold).
+    assert by_prov["instance"] <= {0.4, 0.28}
+    assert max(by_prov["instance"]) < INDEX_FORM_MIN_WEIGHT
 
 
 def test_loader_expansions_and_everyday_forms():
@@ -240,3 +246,17 @@ def test_a_defined_concept_counts_as_spread_in_the_ranking(build):
     assert build.score(defined) > build.score(plain)
     assert build.score(Term("某某资产", 5, 4, 4, 0, 0, 0, 8.0, "phrase", "law", "", "defined")) \
         == build.score(Term("某某资产", 5, 4, 4, 0, 0, 0, 8.0, "phrase", "law", ""))
+
+
+def test_read_manual_weighs_instances_lower_and_rejects_unknown_kinds(build, tmp_path):
+    manual = tmp_path / "bridge_manual.tsv"
+    # made-up rows
+    manual.write_text("# c\n货车|轿车\t运输工具\tinstance\ttax\n交税\t纳税\tcolloquial\ttax\n", encoding="utf-8")
+    rows = build.read_manual(manual)
+    weights = {(r.everyday_form, r.term): (r.weight, r.kind) for r in rows}
+    assert weights[("货车", "运输工具")] == (build.INSTANCE_WEIGHT, "instance")
+    assert weights[("交税", "纳税")] == (build.WEIGHTS["inventory-manual"], "colloquial")
+    assert build.INSTANCE_WEIGHT < build.WEIGHTS["inventory-manual"]
+    manual.write_text("汽车\t运输工具\texample\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="kind"):
+        build.read_manual(manual)
