@@ -585,6 +585,8 @@ REGISTER_RULES = (
     ("prefix", "缴纳", "交", ("税", "费", "款", "金")),
     ("prefix", "支付", "付", ("款", "款项", "息", "费", "金")),
 )
+# Variant characters of the statutes -> the standard form people type (帐簿 -> 账簿, 记帐 -> 记账).
+VARIANT_CHARS = (("帐", "账"),)
 # Heads of X所得 that are acts on the income, not kinds of it (取得所得, 支付所得, 处违法所得).
 _REGISTER_SKIP_HEADS = ("取得", "支付", "处")
 
@@ -607,6 +609,10 @@ def register_rows(terms) -> list[Row]:
             else:
                 continue
             rows.append(Row(form, t.term, WEIGHTS["rule"], "colloquial", "rule"))
+        # Variant characters: the older statutes write 帐 where today's usage (and the newer laws) write 账.
+        for old_char, current in VARIANT_CHARS:
+            if old_char in t.term:
+                rows.append(Row(t.term.replace(old_char, current), t.term, WEIGHTS["rule"], "synonym", "rule"))
     return rows
 
 

@@ -181,6 +181,8 @@ def test_register_rules_make_everyday_forms_of_formal_terms(build):
     got = {(r.everyday_form, r.term) for r in build.register_rows(terms)}
     assert got == {("境外收入", "境外所得"), ("交增值税", "缴纳增值税"), ("付逾期利息", "支付逾期利息")}
     assert all(r.provenance == "rule" and r.weight == build.WEIGHTS["rule"] for r in build.register_rows(terms))
+    variants = [Term(t, 5, 2, 2, 0, 0, 0, 5.0, "word", "law", "") for t in ("记帐凭证", "账簿")]
+    assert {(r.everyday_form, r.term, r.kind) for r in build.register_rows(variants)} == {("记账凭证", "记帐凭证", "synonym")}
 
 
 def test_merge_drops_self_maps_frames_and_terms_not_in_the_texts(build):
