@@ -4,7 +4,8 @@ and the question-frame words that carry no content.
 Data only, built by scripts/build_vocab.py from the corpus term inventory (kb/data/terms.tsv),
 general abbreviation rules, HIT Cilin same-class synonyms and hand-written everyday forms of
 inventory terms (kb/data/bridge_manual.tsv); never from evaluation questions. Every row records
-its provenance. Files: kb/data/bridge.tsv, kb/data/frames.tsv, and kb/data/answer_types.tsv (what kind
+its provenance and kind (abbrev, synonym, colloquial, or instance: a member of the category the term
+names, weighed lower). Files: kb/data/bridge.tsv, kb/data/frames.tsv, and kb/data/answer_types.tsv (what kind
 of answer an interrogative asks for, and the drafting words that state it).
 """
 
@@ -17,7 +18,7 @@ from importlib import resources
 from kb.segment import normalize
 
 BRIDGE_COLUMNS = ("everyday_form", "term", "weight", "kind", "provenance", "need")
-KINDS = ("abbrev", "synonym", "colloquial")
+KINDS = ("abbrev", "synonym", "colloquial", "instance")  # instance: a member of the category the term names
 FRAME_CATEGORIES = ("frame", "stop")
 
 

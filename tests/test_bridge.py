@@ -69,15 +69,21 @@ def test_every_term_occurs_in_the_corpus_texts():
 
 
 def test_the_user_words_weigh_more_than_expansions():
+    from kb.retrieval.vocabulary import INDEX_FORM_MIN_WEIGHT
+
     rows = _rows("bridge.tsv")
     by_prov = {}
-    for _f, _t, weight, _k, provenance, _n in rows:
-        by_prov.setdefault(provenance, set()).add(float(weight))
+    for _f, _t, weight, kind, provenance, _n in rows:
+        by_prov.setdefault(provenance if kind != "instance" else "instance", set()).add(float(weight))
     assert max(max(ws) for ws in by_prov.values()) < 1.0
     # Hand-written forms weigh 0.5, or 0.35 where the form is itself a frequent corpus word;
     # Cilin synonyms are the least sure source and stay below the hand-written weight.
     assert by_prov["inventory-manual"] <= {0.5, 0.35}
     assert max(by_prov.get("cilin", {0.0})) < 0.5
+    # Hand-written instances of a category (汽车 for 运输工具) weigh less than the hand-written
+    # synonyms and stay on the query side (below the index-side threshold).
+    assert by_prov["instance"] <= {0.4, 0.28}
+    assert max(by_prov["instance"]) < INDEX_FORM_MIN_WEIGHT
 
 
 def test_loader_expansions_and_everyday_forms():
@@ -175,6 +181,8 @@ def test_register_rules_make_everyday_forms_of_formal_terms(build):
     got = {(r.everyday_form, r.term) for r in build.register_rows(terms)}
     assert got == {("境外收入", "境外所得"), ("交增值税", "缴纳增值税"), ("付逾期利息", "支付逾期利息")}
     assert all(r.provenance == "rule" and r.weight == build.WEIGHTS["rule"] for r in build.register_rows(terms))
+    variants = [Term(t, 5, 2, 2, 0, 0, 0, 5.0, "word", "law", "") for t in ("记帐凭证", "账簿")]
+    assert {(r.everyday_form, r.term, r.kind) for r in build.register_rows(variants)} == {("记账凭证", "记帐凭证", "synonym")}
 
 
 def test_merge_drops_self_maps_frames_and_terms_not_in_the_texts(build):
@@ -220,3 +228,37 @@ def test_the_shipped_files_are_what_the_build_writes(build, tmp_path):
     assert build.main(["--out-dir", str(tmp_path)]) == 0
     for name in ("terms.tsv", "bridge.tsv"):
         assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name
+
+
+def test_concept_parts_take_defined_terms_and_category_items(build, tokenizer):
+    pos = build.jieba_pos()
+    # made-up phrases in the shape of statute definitions and enumeration items
+    assert build.concept_parts(tokenizer, pos, "本法所称生产性生物资产") == ["生产性生物资产"]
+    assert build.concept_parts(tokenizer, pos, "工资、薪金所得") == ["工资", "薪金所得"]
+    assert build.concept_parts(tokenizer, pos, "股息、红利等权益性投资收益") == ["股息", "权益性投资收益"]
+    assert build.concept_parts(tokenizer, pos, "提供劳务收入") == ["提供劳务收入"]
+    for act in ("确定成交供应商", "其他收入", "没有按照规定缴纳年费的"):
+        assert build.concept_parts(tokenizer, pos, act) == []
+
+
+def test_a_defined_concept_counts_as_spread_in_the_ranking(build):
+    Term = build.Term
+    plain = Term("某某资产", 5, 1, 1, 0, 0, 0, 8.0, "phrase", "law", "")
+    defined = Term("某某资产", 5, 1, 1, 0, 0, 0, 8.0, "phrase", "law", "", "defined")
+    assert build.score(defined) > build.score(plain)
+    assert build.score(Term("某某资产", 5, 4, 4, 0, 0, 0, 8.0, "phrase", "law", "", "defined")) \
+        == build.score(Term("某某资产", 5, 4, 4, 0, 0, 0, 8.0, "phrase", "law", ""))
+
+
+def test_read_manual_weighs_instances_lower_and_rejects_unknown_kinds(build, tmp_path):
+    manual = tmp_path / "bridge_manual.tsv"
+    # made-up rows
+    manual.write_text("# c\n货车|轿车\t运输工具\tinstance\ttax\n交税\t纳税\tcolloquial\ttax\n", encoding="utf-8")
+    rows = build.read_manual(manual)
+    weights = {(r.everyday_form, r.term): (r.weight, r.kind) for r in rows}
+    assert weights[("货车", "运输工具")] == (build.INSTANCE_WEIGHT, "instance")
+    assert weights[("交税", "纳税")] == (build.WEIGHTS["inventory-manual"], "colloquial")
+    assert build.INSTANCE_WEIGHT < build.WEIGHTS["inventory-manual"]
+    manual.write_text("汽车\t运输工具\texample\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="kind"):
+        build.read_manual(manual)
