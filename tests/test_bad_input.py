@@ -26,6 +26,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -370,7 +371,8 @@ def test_add_refuses_a_docx_zip_bomb_without_inflating_it(small, tmp_path):
     assert grown < 64 * 1024, f"kb add grew by {grown // 1024} MB on a {size} byte docx"
 
 
-@pytest.mark.parametrize("case", ["index is a file (build)", "index is a file (ask)", "damaged build (ask)"])
+@pytest.mark.parametrize("case", ["index is a file (build)", "index is a file (ask)", "damaged build (ask)",
+                                  "cut-short slots (ask)"])
 def test_unusable_index_folder_is_a_clean_error(small, tmp_path, case):
     target = tmp_path / "index"
     if case.startswith("index is a file"):
@@ -378,7 +380,10 @@ def test_unusable_index_folder_is_a_clean_error(small, tmp_path, case):
     else:
         shutil.copytree(small["index"], target)
         build = (target / "builds" / (target / "CURRENT").read_text().strip())
-        shutil.rmtree(build / "bm25-words")
+        if case.startswith("damaged"):
+            shutil.rmtree(build / "bm25-words")
+        else:  # answer slots of fewer chunks than the build has
+            np.save(build / "slots.npy", np.load(build / "slots.npy")[:-1])
     args = (["build", "--corpus", str(small["corpus"]), "--index", str(target)] if case.endswith("(build)")
             else ["ask", "专精特新", "--index", str(target)])
     _assert_runner_refusal(_invoke(args, small["root"]), case)
