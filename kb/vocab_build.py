@@ -452,6 +452,7 @@ _MANNER = frozenset("限期 延期 逾期 按期 如期 提前 擅自 抢先 重
 # second words that name who else is involved, not what is done (会同国务院).
 _NP_HEADS = ("机构", "机关", "关系人", "情况", "规划", "行业", "范围", "机制", "期限", "数额", "年限", "凭证",
              "决定", "要求", "文件", "副本", "地", "环境", "标准", "之日起", "期限内", "内", "人员", "委员会")
+_NP_HEADS_LONG = ("机构", "机关", "委员会", "人员", "之日起", "内")  # 提交申请文件 is an act, 采购代理机构 is not
 _NOT_OBJECTS = frozenset("国务院 国家 中小企业 相关 任何 必要 适当 其他".split())
 
 
@@ -459,13 +460,14 @@ def _starts_act(word: str, nxt: str, pos: dict[str, str], after_modal: Counter) 
     return _is_verbal(word, pos, after_modal) or (word in _MANNER and _is_verbal(nxt, pos, after_modal))
 
 
-def act_spans(words: list[str], pos: dict[str, str], after_modal: Counter) -> list[tuple[str, str]]:
+def act_spans(words: list[str], pos: dict[str, str], after_modal: Counter,
+              kind: str | None = None) -> list[tuple[str, str]]:
     """(cue kind, act) pairs in one clause's jieba words: after a cue, every run of 1-3 words (2-8
     characters) that starts with a predicate (or a manner word before one: 限期 改正) and holds no glue
     word; a light verb (给予, 办理) only with its object; after 处/并处 the sanction noun closing the
-    clause. Each act once per clause."""
+    clause. Each act once per clause. `kind` is the cue in force from an earlier clause of the sentence
+    (责令停业整顿，吊销营业执照: the sanctions are listed after the cue's clause)."""
     out: dict[str, str] = {}
-    kind = None
     for i, w in enumerate(words):
         if w in _FINE_CUES and i + 1 < len(words):
             last = words[-1] if words[-1] != "的" else (words[-2] if len(words) > 1 else "")
@@ -473,8 +475,10 @@ def act_spans(words: list[str], pos: dict[str, str], after_modal: Counter) -> li
                 out.setdefault(last, "sanction")
             continue
         if w in ACT_CUES:
-            kind = ACT_CUES[w]
-            continue
+            if w not in _LIGHT_VERBS:
+                kind = ACT_CUES[w]
+                continue
+            kind = kind or ACT_CUES[w]  # 应当给予补偿: the act is 给予补偿, under the cue before it
         nxt = words[i + 1] if i + 1 < len(words) else ""
         if kind is None or not _starts_act(w, nxt, pos, after_modal):
             continue
@@ -487,10 +491,20 @@ def act_spans(words: list[str], pos: dict[str, str], after_modal: Counter) -> li
                 continue
             if len(parts[-1]) < 2 or not 2 <= len(act) <= 8:
                 continue
-            if span >= 2 and (parts[-1].endswith(_NP_HEADS) or parts[1] in _NOT_OBJECTS):
+            if span >= 2 and (parts[-1].endswith(_NP_HEADS if span == 2 else _NP_HEADS_LONG) or parts[1] in _NOT_OBJECTS):
                 continue  # a noun phrase with a verb before its head (服务机构, 申请文件), or a party (会同国务院)
             out.setdefault(act, kind)
     return [(k, a) for a, k in out.items()]
+
+
+def last_cue(words: list[str], kind: str | None) -> str | None:
+    """The cue kind in force after a clause: its last cue, else the one before it."""
+    for w in reversed(words):
+        if w in ACT_CUES:
+            return ACT_CUES[w]
+        if w in _FINE_CUES:
+            return "sanction"
+    return kind
 
 
 _SENTENCE = re.compile(r"[。;\n]")
@@ -506,17 +520,19 @@ def mine_acts(docs, tok, pos: dict[str, str]) -> tuple[dict[str, Counter], dict[
     for name, text in laws:
         for sentence in _SENTENCE.split(text):
             actor = any(a in sentence for a in ENTERPRISE_ACTORS)
+            kind = None
             for clause in _CLAUSE.split(sentence):
                 for run in _CJK_RUN.findall(clause):
                     words = tok.lcut(run, HMM=False)
-                    tokenized.append((name, actor, words))
+                    tokenized.append((name, actor, words, kind))
+                    kind = last_cue(words, kind)
                     for a, b in zip(words, words[1:]):
                         if a in ("应当", "可以", "不得"):
                             after_modal[b] += 1
     counts: dict[str, Counter] = defaultdict(Counter)
     where: dict[str, set[str]] = defaultdict(set)
-    for name, actor, words in tokenized:
-        for kind, act in act_spans(words, pos, after_modal):
+    for name, actor, words, carried in tokenized:
+        for kind, act in act_spans(words, pos, after_modal, carried):
             counts[act][kind] += 1
             if actor:
                 counts[act]["actor"] += 1
@@ -549,10 +565,12 @@ def rank_acts(counts, where, stats, docs, pos: dict[str, str]) -> list[Act]:
         cue_freq = sum(n for k, n in c.items() if k != "actor")
         if not _CJK_WORD.match(act) or act in _DRAFTING or _AMOUNT.search(act) or act in GENERIC_ACTS:
             continue
-        if cue_freq < 2 or (cue_freq < 3 and len(where[act]) < 2) or act in NOT_ACTS:
+        # once is enough for an act an enterprise-side party is the subject of (可以延期缴纳税款)
+        if (cue_freq < 2 and not c["actor"]) or (cue_freq == 2 and len(where[act]) < 2 and not c["actor"]) \
+                or act in NOT_ACTS:
             continue
         s = stats.get("\u0001" + act)
-        if s is not None and s.freq["law"] and any(
+        if s is not None and s.freq["law"] >= 3 and any(
                 c_n >= 0.7 * (s.freq["law"] + s.freq["plan"]) for side in (s.left, s.right)
                 for c, c_n in side.most_common(3) if len(c) >= 2 and c not in _GLUE and c not in ACT_CUES):
             continue  # a fragment of a longer unit (收到国务院 -> 专利行政部门): almost always the same word beside it
