@@ -1,5 +1,5 @@
-"""Build the vocabulary bridge data: the corpus term inventory (kb/data/terms.tsv) and the bridge
-from everyday forms to corpus terms (kb/data/bridge.tsv).
+"""Build the vocabulary bridge data: the corpus term inventory (kb/data/terms.tsv), the act inventory
+of the laws (kb/data/acts.tsv) and the bridge from everyday forms to corpus terms (kb/data/bridge.tsv).
 
 Sources, and nothing else: the corpus texts (seed plans in corpus/, the national laws in
 ../shared/raw/national-laws, the reports in ../shared/corpora as background), the HIT Cilin
@@ -15,6 +15,13 @@ term names (货车 -> 运输工具, 年终奖 -> 工资薪金), written from the
 laws' own lists, weighed below the hand-written synonyms (INSTANCE_WEIGHT) and used on the query side
 only. (HIT Cilin's class tree was tried for instances — words under the same minor class as a category
 noun, vector- and POS-filtered — and left out: mostly co-ordinate or unrelated words, 法律 -> 刑法.)
+
+The act inventory (mine_acts, rank_acts) holds what the laws make a party do, let it do, forbid or
+inflict: the predicate after a duty, right, ban, sanction or breach cue (应当 / 可以 / 不得 / 责令 / 予以 /
+处… / 未 …), carried over the clauses of a sentence, plus the verbs characteristic of the laws against the
+reports; ranked first where the sentence names an enterprise-side party (纳税人, 申请人, 供应商, 用人单位 …).
+It is what the hand-written verb phrases in bridge_manual.tsv were walked from (缓交 -> 延期缴纳税款,
+吊执照 -> 吊销); the build prints the share of the top acts with an everyday form.
 
 The methods live here, importable (tests/test_bridge.py); scripts/build_vocab.py is the command:
 
@@ -1078,8 +1085,6 @@ def main(argv=None) -> int:
     act_counts, act_where, _after = mine_acts(docs, tok, pos)
     acts = rank_acts(act_counts, act_where, stats, docs, pos)
     write_atomic(out_dir / "acts.tsv", acts_tsv(acts))
-    print(f"acts: {len(acts)} in the inventory ({sum(a.source != 'keyed' for a in acts)} after a cue, "
-          f"{sum(a.source != 'cue' for a in acts)} keyed verbs)")
     fam = Counter(f for f, _n, _t in docs)
     print(f"documents: {dict(fam)}; inventory: {len(terms)} terms "
           f"({sum(t.kind == 'word' for t in terms)} words, {sum(t.kind == 'phrase' for t in terms)} phrases)")
@@ -1089,6 +1094,8 @@ def main(argv=None) -> int:
         ranks = [(sum(t.term in tagged for t in before[:n]), sum(t.term in tagged for t in terms[:n])) for n in (2000, 3000)]
         print(f"concepts {m}: {len(tagged)} in the inventory ({len(tagged - {t.term for t in before})} added); "
               f"in the top 2000 {ranks[0][0]} -> {ranks[0][1]}, top 3000 {ranks[1][0]} -> {ranks[1][1]}")
+    print(f"acts: {len(acts)} in the act inventory ({sum(a.source != 'keyed' for a in acts)} after a cue, "
+          f"{sum(a.source != 'cue' for a in acts)} keyed verbs)")
 
     corpus_text = normalize("\n".join(t for f, _n, t in docs if f in TARGET_FAMILIES))
     target_freq = {k: sum(s.freq[f] for f in TARGET_FAMILIES) for k, s in stats.items() if not k.startswith("\u0001")}
