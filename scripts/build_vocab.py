@@ -1,4 +1,4 @@
-"""Build the vocabulary bridge data (kb/data/terms.tsv, kb/data/bridge.tsv); the methods are kb/vocab_build.py.
+"""Build the vocabulary bridge data (kb/data/terms.tsv, kb/data/acts.tsv, kb/data/bridge.tsv); the methods are kb/vocab_build.py.
 
     python scripts/build_vocab.py [--seed DIR] [--laws DIR] [--reports DIR]... [--out-dir kb/data]
 """

@@ -226,7 +226,7 @@ def test_the_shipped_files_are_what_the_build_writes(build, tmp_path):
     for name in ("frames.tsv", "bridge_manual.tsv"):
         (tmp_path / name).write_bytes((data / name).read_bytes())
     assert build.main(["--out-dir", str(tmp_path)]) == 0
-    for name in ("terms.tsv", "bridge.tsv"):
+    for name in ("terms.tsv", "acts.tsv", "bridge.tsv"):
         assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name
 
 
@@ -262,3 +262,49 @@ def test_read_manual_weighs_instances_lower_and_rejects_unknown_kinds(build, tmp
     manual.write_text("汽车\t运输工具\texample\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="kind"):
         build.read_manual(manual)
+
+
+# ---------------------------------------------------------------- the laws' acts (kb/data/acts.tsv)
+
+def test_act_spans_take_the_predicate_after_a_cue(build):
+    from collections import Counter
+
+    pos = build.jieba_pos()
+    # made-up clauses in the shape of statute sentences, already cut into words
+    spans = build.act_spans(["纳税人", "应当", "按期", "缴纳", "税款"], pos, Counter())
+    assert ("duty", "缴纳") in spans and ("duty", "缴纳税款") in spans and ("duty", "按期缴纳") in spans
+    assert not any(act in ("纳税人", "税款") for _k, act in spans)  # the subject and a bare object are no acts
+    assert build.act_spans(["纳税人", "按期", "缴纳", "税款"], pos, Counter()) == []  # no cue, no act
+    assert ("sanction", "罚款") in build.act_spans(["处", "二千元", "以下", "的", "罚款"], pos, Counter())
+    # a sanction listed in the clause after the cue's own (责令……，吊销营业执照)
+    assert ("sanction", "吊销营业执照") in build.act_spans(["吊销", "营业执照"], pos, Counter(), "sanction")
+    assert build.last_cue(["由", "部门", "责令", "改正"], None) == "sanction"
+    # a light verb is an act only with its object; a verb before a noun's head makes no act
+    spans = build.act_spans(["应当", "给予", "补偿"], pos, Counter())
+    assert ("duty", "给予补偿") in spans and ("duty", "补偿") in spans and ("duty", "给予") not in spans
+    assert ("duty", "服务机构") not in build.act_spans(["应当", "服务", "机构"], pos, Counter())
+
+
+def test_acts_rank_enterprise_acts_first(build, tokenizer):
+    # a made-up two-law fixture and a made-up report background
+    law_a = ("第一条 纳税人应当按期缴纳税款。纳税人不得拒绝检查。\n"
+             "第二条 纳税人可以申请延期缴纳税款。部门应当公布名单。\n")
+    law_b = "第一条 用人单位应当按期缴纳税款，不得拒绝检查。部门应当公布名单。\n"
+    report = "今年经济平稳增长，部门公布名单，推动发展，公布数据，公布名单。\n" * 3
+    docs = [("law", "law:甲法.md", law_a), ("law", "law:乙法.md", law_b), ("report", "report:r.md", report)]
+    pos = build.jieba_pos()
+    counts, where, _after = build.mine_acts(docs, tokenizer, pos)
+    # twice a duty, once inside the right 申请延期缴纳税款; all three in sentences naming a taxpayer or employer
+    assert counts["缴纳税款"]["duty"] == 2 and counts["缴纳税款"]["right"] == 1 and counts["缴纳税款"]["actor"] == 3
+    assert counts["延期缴纳税款"]["right"] == 1
+    assert counts["拒绝检查"]["ban"] == 2 and where["拒绝检查"] == {"law:甲法.md", "law:乙法.md"}
+    stats = build.mine_terms(docs, tokenizer, frozenset())
+    acts = build.rank_acts(counts, where, stats, docs, pos)
+    names = [a.act for a in acts]
+    assert "缴纳税款" in names and "拒绝检查" in names
+    # the enterprise's duty ranks above the authority's act, which is no more typical of the laws than the reports
+    assert "公布名单" not in names or names.index("缴纳税款") < names.index("公布名单")
+    assert build.acts_tsv(acts) == build.acts_tsv(build.rank_acts(counts, where, stats, docs, pos))
+    rows = [build.Row("晚交", "延期缴纳税款", 0.5, "colloquial", "inventory-manual")]
+    top = [a for a in acts if a.act == "延期缴纳税款"]
+    assert build.act_coverage(top, rows, 1) == 1.0 and build.act_coverage(acts[:1], [], 1) == 0.0
