@@ -381,20 +381,26 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def render_tsv(comments: list[str], columns: tuple[str, ...], rows) -> str:
+    """Render a data TSV: '# ' comment lines, the column row, then one tab-joined line per row of values."""
+    lines = [f"# {c}" for c in comments] + ["\t".join(columns)]
+    lines += ["\t".join(str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def terms_tsv(terms: list[Term]) -> str:
     """Render the inventory TSV."""
-    lines = ["# Corpus term inventory, written by scripts/build_vocab.py (do not edit by hand).",
-             "# Terms characteristic of the laws and plans against the report background, best first.",
-             "# freq: occurrences in laws+plans; docs: laws+plans documents using it; keyness: log2 rate "
-             "ratio laws+plans / reports.",
-             "# top_docs: the laws/plans (file names) holding most of its occurrences, most first.",
-             "# concept: defined (a law says 'X，是指' / '所称X'), listed (an enumeration item （一）X；),",
-             "# keyed (a noun of one law only, frequent there, absent from the reports); see concept_candidates.",
-             "term\tfreq\tdocs\tdocs_law\tdocs_plan\tfreq_report\tdocs_report\tkeyness\tkind\tfamilies\ttop_docs\tconcept"]
-    for t in terms:
-        lines.append(f"{t.term}\t{t.freq}\t{t.docs}\t{t.docs_law}\t{t.docs_plan}\t{t.freq_report}\t"
-                     f"{t.docs_report}\t{t.keyness}\t{t.kind}\t{t.families}\t{t.top_docs}\t{t.concept}")
-    return "\n".join(lines) + "\n"
+    return render_tsv(
+        ["Corpus term inventory, written by scripts/build_vocab.py (do not edit by hand).",
+         "Terms characteristic of the laws and plans against the report background, best first.",
+         "freq: occurrences in laws+plans; docs: laws+plans documents using it; keyness: log2 rate ratio laws+plans / reports.",
+         "top_docs: the laws/plans (file names) holding most of its occurrences, most first.",
+         "concept: defined (a law says 'X，是指' / '所称X'), listed (an enumeration item （一）X；),",
+         "keyed (a noun of one law only, frequent there, absent from the reports); see concept_candidates."],
+        ("term", "freq", "docs", "docs_law", "docs_plan", "freq_report", "docs_report", "keyness", "kind",
+         "families", "top_docs", "concept"),
+        ((t.term, t.freq, t.docs, t.docs_law, t.docs_plan, t.freq_report, t.docs_report, t.keyness, t.kind,
+          t.families, t.top_docs, t.concept) for t in terms))
 
 
 # ---------------------------------------------------------------- the laws' acts
@@ -636,16 +642,15 @@ def _top_docs(stats, act: str, fallback: set[str]) -> str:
 
 def acts_tsv(acts: list[Act]) -> str:
     """Render kb/data/acts.tsv."""
-    lines = ["# Act inventory of the laws, written by scripts/build_vocab.py (do not edit by hand; see mine_acts).",
-             "# act: a verb or verb-object phrase the laws make a duty (应当/必须), right (可以/有权/准予), ban (不得/禁止),",
-             "# sanction (责令/予以/给予/依法/处…) or breach (未/拒不/擅自) of, or a verb characteristic of the laws (source keyed).",
-             "# cue_freq: times after a cue; actor_freq: of those, in a sentence naming an enterprise-side party",
-             "# (纳税人, 申请人, 供应商, 用人单位, 经营者, 个体工商户 ...); keyness: log2 rate ratio laws / reports. Best first.",
-             "act\tcue_freq\tactor_freq\tfreq_law\tdocs_law\tfreq_report\tkeyness\tcues\tsource\ttop_docs"]
-    for a in acts:
-        lines.append(f"{a.act}\t{a.cue_freq}\t{a.actor_freq}\t{a.freq_law}\t{a.docs_law}\t{a.freq_report}\t"
-                     f"{a.keyness}\t{a.cues}\t{a.source}\t{a.top_docs}")
-    return "\n".join(lines) + "\n"
+    return render_tsv(
+        ["Act inventory of the laws, written by scripts/build_vocab.py (do not edit by hand; see mine_acts).",
+         "act: a verb or verb-object phrase the laws make a duty (应当/必须), right (可以/有权/准予), ban (不得/禁止),",
+         "sanction (责令/予以/给予/依法/处…) or breach (未/拒不/擅自) of, or a verb characteristic of the laws (source keyed).",
+         "cue_freq: times after a cue; actor_freq: of those, in a sentence naming an enterprise-side party",
+         "(纳税人, 申请人, 供应商, 用人单位, 经营者, 个体工商户 ...); keyness: log2 rate ratio laws / reports. Best first."],
+        ("act", "cue_freq", "actor_freq", "freq_law", "docs_law", "freq_report", "keyness", "cues", "source", "top_docs"),
+        ((a.act, a.cue_freq, a.actor_freq, a.freq_law, a.docs_law, a.freq_report, a.keyness, a.cues, a.source,
+          a.top_docs) for a in acts))
 
 
 def act_coverage(acts: list[Act], rows, top: int) -> float:
@@ -1029,18 +1034,17 @@ def discount_corpus_words(rows: list[Row], target_freq: dict[str, int]) -> list[
 
 def bridge_tsv(rows: list[Row]) -> str:
     """Render kb/data/bridge.tsv."""
-    lines = ["# Vocabulary bridge, written by scripts/build_vocab.py (edit kb/data/bridge_manual.tsv or the",
-             "# script's rules, then re-run). everyday_form: what an enterprise says; term: the corpus word.",
-             "# provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
-             "# or register pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
-             "# reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
-             f"# {INSTANCE_WEIGHT} manual kind instance (a member of the category the term names, query side only),",
-             f"# 0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
-             "times in the laws/plans.",
-             "\t".join(("everyday_form", "term", "weight", "kind", "provenance", "need"))]
-    for r in rows:
-        lines.append(f"{r.everyday_form}\t{r.term}\t{r.weight:.2f}\t{r.kind}\t{r.provenance}\t{r.need}")
-    return "\n".join(lines) + "\n"
+    return render_tsv(
+        ["Vocabulary bridge, written by scripts/build_vocab.py (edit kb/data/bridge_manual.tsv or the",
+         "script's rules, then re-run). everyday_form: what an enterprise says; term: the corpus word.",
+         "provenance: inventory-manual (hand-written from the term inventory), rule (general abbreviation",
+         "or register pattern, widely known form), rule+lexicon (pattern output attested in jieba's dictionary or Cilin,",
+         "reviewed), cilin (HIT Cilin same-class synonym, vector-checked). weight: 0.5 manual, 0.6 rule,",
+         f"{INSTANCE_WEIGHT} manual kind instance (a member of the category the term names, query side only),",
+         f"0.35-0.45 cilin; times {CORPUS_WORD_DISCOUNT} where the everyday form is itself used {CORPUS_WORD_FREQ}+ "
+         "times in the laws/plans."],
+        ("everyday_form", "term", "weight", "kind", "provenance", "need"),
+        ((r.everyday_form, r.term, f"{r.weight:.2f}", r.kind, r.provenance, r.need) for r in rows))
 
 
 def coverage(terms, rows, top: int) -> dict[str, float]:
