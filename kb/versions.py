@@ -245,6 +245,18 @@ MIN_SAME = 0.5  # clauses or articles this similar are one, changed (or renumber
 ABOUT_EQUAL = 0.8  # a version in force scoring at least this share of an outdated one's score goes first
 
 
+def _version_in_force(hit: Hit, others: list[Hit], as_of: date, versions: Versions, min_same: float,
+                      min_score: float = float("-inf")) -> int | None:
+    """Return the position in `others` of the first version in force on `as_of` of `hit`'s clause (same
+    title group, text at least `min_same` alike, score at least `min_score`), when `hit` is outdated."""
+    group = {f.doc_id for f in versions.group(hit.doc.doc_id)}
+    if not group or versions.in_force(hit.doc, as_of):
+        return None
+    return next((j for j, other in enumerate(others)
+                 if other.doc.doc_id in group and versions.in_force(other.doc, as_of)
+                 and other.score >= min_score and _ratio(hit.clause.text, other.clause.text) >= min_same), None)
+
+
 def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions,
                     about_equal: float = ABOUT_EQUAL) -> list[Hit]:
     """Return the hits with, for versions of one clause that match about equally (same document
@@ -253,15 +265,9 @@ def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions,
     i = 0
     while i < len(out):
         hit = out[i]
-        group = {f.doc_id for f in versions.group(hit.doc.doc_id)}
-        if group and not versions.in_force(hit.doc, as_of):
-            for j in range(i + 1, len(out)):
-                other = out[j]
-                if (other.doc.doc_id in group and versions.in_force(other.doc, as_of)
-                        and other.score >= about_equal * hit.score
-                        and _ratio(hit.clause.text, other.clause.text) >= MIN_SAME):
-                    out.insert(i, out.pop(j))
-                    break
+        j = _version_in_force(hit, out[i + 1:], as_of, versions, MIN_SAME, about_equal * hit.score)
+        if j is not None:
+            out.insert(i, out.pop(i + 1 + j))
         i += 1
     return [replace(h, rank=n) for n, h in enumerate(out, start=1)]
 
@@ -275,15 +281,11 @@ def fold_versions(hits: list[Hit], as_of: date, versions: Versions, same: float 
     outdated clause ranked first (a question about the old version) stays; ranks renumbered."""
     out: list[Hit] = []
     for hit in hits:
-        group = {f.doc_id for f in versions.group(hit.doc.doc_id)}
-        if group and not versions.in_force(hit.doc, as_of):
-            i = next((i for i, kept in enumerate(out)
-                      if kept.doc.doc_id in group and versions.in_force(kept.doc, as_of)
-                      and _ratio(hit.clause.text, kept.clause.text) >= same), None)
-            if i is not None:
-                out[i] = replace(out[i], also_in=out[i].also_in + ((hit.doc, hit.clause),))
-                continue
-        out.append(hit)
+        i = _version_in_force(hit, out, as_of, versions, same)
+        if i is None:
+            out.append(hit)
+        else:
+            out[i] = replace(out[i], also_in=out[i].also_in + ((hit.doc, hit.clause),))
     return [replace(h, rank=n) for n, h in enumerate(out, start=1)]
 
 

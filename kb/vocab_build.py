@@ -653,11 +653,15 @@ def acts_tsv(acts: list[Act]) -> str:
           a.top_docs) for a in acts))
 
 
+def covered_share(names: list[str], rows) -> float:
+    """Share of `names` that are the term of at least one bridge row (have an everyday form)."""
+    covered = {r.term for r in rows}
+    return sum(n in covered for n in names) / max(1, len(names))
+
+
 def act_coverage(acts: list[Act], rows, top: int) -> float:
     """Share of the top-`top` acts with at least one everyday form in the bridge (a row whose term is the act)."""
-    covered = {r.term for r in rows}
-    head = [a.act for a in acts[:top]]
-    return sum(a in covered for a in head) / max(1, len(head))
+    return covered_share([a.act for a in acts[:top]], rows)
 
 
 # ---------------------------------------------------------------- general lexical resources
@@ -1050,13 +1054,10 @@ def bridge_tsv(rows: list[Row]) -> str:
 def coverage(terms, rows, top: int) -> dict[str, float]:
     """Share of the top-`top` inventory terms with at least one everyday form, overall and per source."""
     head = [t.term for t in terms[:top]]
-    out = {}
-    for label, keep in (("any", lambda r: True), ("abbrev", lambda r: r.kind == "abbrev"),
-                        ("cilin", lambda r: r.provenance == "cilin"),
-                        ("manual", lambda r: r.provenance == "inventory-manual")):
-        covered = {r.term for r in rows if keep(r)}
-        out[label] = sum(t in covered for t in head) / max(1, len(head))
-    return out
+    return {label: covered_share(head, [r for r in rows if keep(r)])
+            for label, keep in (("any", lambda r: True), ("abbrev", lambda r: r.kind == "abbrev"),
+                                ("cilin", lambda r: r.provenance == "cilin"),
+                                ("manual", lambda r: r.provenance == "inventory-manual"))}
 
 
 def main(argv=None) -> int:
