@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_REPORTS = ROOT.parent / "shared" / "corpora" / "gov-work-reports"
 NEW_DOC_ID = "load-test-copy"
 MARKER = "虚构示例翡翠风车负载标记条款"
-QUERIES = ("到2025年要培育多少家国家级专精特新小巨人企业", "数字技术赋能工程", "特色金融助力工程", "优质企业梯度培育",
+QUERIES = ("国家级专精特新小巨人企业到2025年要培育多少家", "数字技术赋能工程", "特色金融助力工程", "优质企业梯度培育",
            "企业上市融资有什么支持", "研发费用加计扣除", "第二十四条", "政府工作报告 2024年 经济增长目标",
            "《连云港市专精特新企业培育三年行动计划（2022-2025年）》", "专精特新")
 BAD = (("/api/search?q=", 400), ("/api/search?q=x&k=0", 400), ("/api/search?q=" + "x" * 600, 400),

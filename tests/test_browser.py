@@ -20,7 +20,7 @@ from kb.service import KnowledgeBase
 
 from browser_util import LiveServer, make_driver, require_browser, screenshot, site_app
 
-QUESTION = "到2025年要培育多少家国家级专精特新小巨人企业"
+QUESTION = "国家级专精特新小巨人企业到2025年要培育多少家"
 SEED_ID = "lianyungang-zjtx-plan-interpretation"
 ADMIN_TOKEN = "browser-test-admin-token-51e0"
 # 虚构示例: a made-up notice for the upload test; no real organ or policy.

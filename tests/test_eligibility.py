@@ -224,7 +224,7 @@ def test_profile_from_plain_question(built_index):
     q = "我们是连云港的制造业小企业，想贷款，有什么支持"
     p = profile_from_question(q, searcher.understand(q))
     assert (p.region, p.industry, p.size, p.needs) == ("连云港", "制造业", "小型", ("financing",))
-    for other in ("到2025年要培育多少家国家级专精特新小巨人企业", "特色金融助力工程", "数字技术赋能工程是什么"):
+    for other in ("国家级专精特新小巨人企业到2025年要培育多少家", "特色金融助力工程", "数字技术赋能工程是什么"):
         assert profile_from_question(other, searcher.understand(other)) is None
     q = "我们公司有120人，研发占比6%，有8件发明专利，想申请补贴"
     p = profile_from_question(q, searcher.understand(q))

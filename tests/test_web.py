@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-QUESTION = "到2025年要培育多少家国家级专精特新小巨人企业"
+QUESTION = "国家级专精特新小巨人企业到2025年要培育多少家"
 
 
 def test_api_contract(client):
