@@ -113,8 +113,9 @@ class Settings:
         help="corpus folders, separated by the OS path separator (':' here)")
     index_dir: Path = setting(Path("index"), env="KB_INDEX", toml="index", parse=_path, help="index folder")
     model: str = setting(
-        "use-multilingual-v3", env="KB_MODEL", toml="model",
-        help="encoder: 'use-multilingual-v3' (bundled) or a sentence-transformers model name/folder")
+        "e5-small-q4", env="KB_MODEL", toml="model",
+        help="encoder: 'e5-small-q4' (bundled multilingual-e5-small), 'use-multilingual-v3' (bundled USE) "
+             "or a sentence-transformers model name/folder")
     dense: bool = setting(True, env="KB_DENSE", toml="dense", parse=_parse_bool,
                           help="'0' to build and search without the dense channel")
     admin_token: str = setting("", env="KB_ADMIN_TOKEN", help="enables the admin pages and is required to use them")

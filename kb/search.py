@@ -24,7 +24,8 @@ from kb.retrieval.analysis import AnalysedQuestion, Analyser
 from kb.retrieval.dense import DenseChannel
 from kb.retrieval.documents import DocumentStage, Filters
 from kb.retrieval.exact import exact_rows
-from kb.retrieval.fusion import DEFAULT_TUNING, Tuning, best_chunk_per_clause, combine, fuse_lexical, top_rows
+from kb.retrieval.fusion import (DEFAULT_TUNING, USE_SCALE, Tuning, best_chunk_per_clause, combine, for_encoder,
+                                 fuse_lexical, top_rows)
 from kb.retrieval.lexical import LexicalChannel
 from kb.retrieval.slots import slot_mask
 from kb.segment import Segmenter
@@ -117,6 +118,7 @@ class Searcher:
         self.everyday = LexicalChannel(bridge_model) if bridge_model is not None else None
         self.dense = DenseChannel(index, encoder)
         self.encoder = self.dense.encoder
+        self.dense_scale = getattr(encoder, "dense_scale", USE_SCALE)  # where this encoder's cosines mean something
         # where channel scores come from (kb/backends): the index folder, or a Milvus collection of this build
         channels = {"words": self.words, "bigrams": self.bigrams}
         if self.everyday is not None:
@@ -219,7 +221,7 @@ class Searcher:
         k = check_k(options.k)
         if options.mode not in ("hybrid", "lexical", "dense"):
             raise QueryError(f"mode must be hybrid, lexical or dense, not {options.mode!r}")
-        t = options.tuning
+        t = for_encoder(options.tuning, self.dense_scale)
         q = self.analyse(query, options.expand, t)
         terms = self.highlight_terms(q)
         n = len(self.index.chunk_ids)

@@ -333,7 +333,9 @@ def bench_search(index_dir: Path, gold: list[dict], res: Results, repeats: int, 
             f"peer {fmt_quality(res.quality.get(f'peer:{mode}'))}")
     measure(res.ours, res.peer, MODES)
     index = kb.index()
-    if index.faiss is not None and kb.encoder() is not None:
+    from kb.embed import UseEncoder
+
+    if index.faiss is not None and isinstance(kb.encoder(), UseEncoder):  # the patches below are USE's
         # The two proposed patches (see the report): kb/search.py calling kb.ann.configure_search
         # (faiss one thread), and queries encoded on one thread in float32 (kb/embed_use.py
         # `latency=True`), emulated here without touching the shipped code. The peer shares

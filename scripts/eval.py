@@ -7,7 +7,7 @@
 
 Gold sets reported side by side: ../shared/eval/dev.jsonl (its last 6 questions are the
 enterprise voice), ../shared/eval/dev-laws.jsonl (split by DEV_LAWS_LITERAL below), our own
-tuning set tests/data/dev_voice_laws.jsonl (by voice) and every --gold file (split by its "voice" field where it has one). A question is answered at rank r
+tuning sets tests/data/dev_voice_laws.jsonl and dev_voice_seed.jsonl (by voice) and every --gold file (split by its "voice" field where it has one). A question is answered at rank r
 when the r-th cited clause contains one of its gold strings after NFKC normalisation and,
 where the gold names a "title", the document title contains it. A question is refused when
 it gets no result at all. tests/data/nonsense.jsonl (off-topic questions, sports scores,
@@ -32,7 +32,7 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
-from kb.embed import load_encoder
+from kb.embed import DEFAULT_MODEL, load_encoder
 from kb.evaluation import evaluate, load_gold, refusal_rate
 from kb.index import IndexHandle, build_index
 from kb.search import SearchOptions, Searcher, with_tuning
@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KB_SHARED", ROOT.parent / "shared"))  # ../shared next to the checkout
 NONSENSE = ROOT / "tests" / "data" / "nonsense.jsonl"
 TUNING = ROOT / "tests" / "data" / "dev_voice_laws.jsonl"  # a dev set of our own (tuned on; tests/data/README.md)
+TUNING_SEED = ROOT / "tests" / "data" / "dev_voice_seed.jsonl"  # the same over the seed (session 5)
 # dev-laws.jsonl has no voice field. Rule: a question is literal when it is a run of the law's
 # own terms (a noun phrase: no question word, no first person, no everyday frame); every other
 # question is enterprise voice. By that rule these 0-based lines are literal:
@@ -63,7 +64,8 @@ def gold_parts(args) -> list[tuple[str, list[dict]]]:
         parts += [("laws all", laws),
                   ("laws literal", [q for i, q in enumerate(laws) if i in DEV_LAWS_LITERAL]),
                   ("laws voice", [q for i, q in enumerate(laws) if i not in DEV_LAWS_LITERAL])]
-    labelled = ([(TUNING, "dev-voice-laws")] if TUNING.is_file() else []) + [(p, p.stem) for p in args.gold or []]
+    labelled = [(path, name) for path, name in ((TUNING, "dev-voice-laws"), (TUNING_SEED, "dev-voice-seed"))
+                if path.is_file()] + [(p, p.stem) for p in args.gold or []]
     for path, name in labelled:
         questions = load_gold(path)
         parts.append((f"{name} all", questions))
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/kb-eval-laws"), help="where converted laws go")
     parser.add_argument("--index", type=Path, default=Path("/tmp/kb-eval-index"))
     parser.add_argument("--gold", type=Path, action="append", help="an extra gold file (repeatable)")
-    parser.add_argument("--model", default="use-multilingual-v3")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--no-dense", action="store_true", help="lexical only (no encoder)")
     parser.add_argument("--show", action="store_true", help="print each question's rank")
     parser.add_argument("--sweep", action="store_true", help="grid-search fusion weights on the dev sets")

@@ -8,9 +8,23 @@ and document priors multiply. Results are whole clauses, best chunk per clause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class DenseScale:
+    """Where an encoder's cosines mean something: each model spreads them differently (USE about 0.2-0.7,
+    e5 about 0.75-0.95), so the dense channel's floor, its weight and the cosine that makes an answer
+    sure belong to the encoder, not to the fusion."""
+
+    floor: float  # cosine below this adds nothing
+    sure: float  # a best chunk at least this close answers with confidence even when few words match
+    weight: float  # the channel above its floor, divided by its best score, times this
+
+
+USE_SCALE = DenseScale(floor=0.35, sure=0.5, weight=0.2)  # tuned on dev with the bundled USE (sessions 2-4)
 
 
 @dataclass(frozen=True)
@@ -32,12 +46,12 @@ class Tuning:
     level_boost: float = 0.3  # documents of the level or region the question points at
     coverage_weight: float = 0.5  # share of the score that depends on how much of the question a chunk covers (0.4-0.8 alike on dev)
     slot_weight: float = 0.3  # chunks stating the kind of value asked for (几年 -> a time span): score x (1 + this)
-    dense_weight: float = 0.2  # the dense channel above its floor, divided by its best score (like the lexical ones)
-    dense_floor: float = 0.35  # cosine below this adds nothing
+    dense_weight: float | None = None  # the dense channel above its floor, divided by its best score; None: the encoder's
+    dense_floor: float | None = None  # cosine below this adds nothing; None: the encoder's (DenseScale)
     dense_expansions: bool = False  # the encoder also reads the bridge's and answer types' corpus terms (not the thesaurus's)
-    dense_candidates: int = 200
+    dense_candidates: int = 400  # nearest chunks the dense channel scores (200 → 400: +2 dev questions with e5, none lost)
     min_coverage: float = 0.34  # below this share of the question's content matched: answer, flagged low confidence ...
-    min_dense: float = 0.5  # ... unless the dense channel is at least this sure
+    min_dense: float | None = None  # ... unless the dense channel is at least this sure; None: the encoder's
     topical_share: float = 0.01  # a word in this share of chunks (at least 2) is a topic of the corpus
     offtopic_coverage: float = 0.75  # a question with no policy word is refused below this (and dense unsure)
     # lexical match this complete: skip the dense channel (> 1: run it on every question; with the normalised
@@ -46,6 +60,13 @@ class Tuning:
 
 
 DEFAULT_TUNING = Tuning()
+
+
+def for_encoder(t: Tuning, scale: DenseScale) -> Tuning:
+    """Return the tuning with the dense values it leaves open (None) taken from the encoder's scale."""
+    return replace(t, dense_weight=scale.weight if t.dense_weight is None else t.dense_weight,
+                   dense_floor=scale.floor if t.dense_floor is None else t.dense_floor,
+                   min_dense=scale.sure if t.min_dense is None else t.min_dense)
 
 
 def normalised(scores: np.ndarray) -> np.ndarray:

