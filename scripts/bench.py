@@ -64,9 +64,14 @@ def fmt_quality(q: dict | None) -> str:
     return "-" if q is None else f"{q['hit@1']:.2f} / {q['hit@5']:.2f} / {q['mrr@10']:.3f}"
 
 
+MODEL = os.environ.get("KB_MODEL", "")  # the encoder to measure (KB_MODEL; default: the shipped one)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """Return the environment for a kb subprocess: no KB_* settings leak in from the caller."""
+    """Return the environment for a kb subprocess: no KB_* settings leak in from the caller but the encoder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    if MODEL:
+        env["KB_MODEL"] = MODEL
     env.update(extra)
     return env
 
@@ -309,7 +314,7 @@ def bench_search(index_dir: Path, gold: list[dict], res: Results, repeats: int, 
     from kb.search import DEFAULT_TUNING, SearchOptions
     from kb.service import KnowledgeBase
 
-    kb = KnowledgeBase(Settings(corpus_dirs=CORPORA, index_dir=index_dir))
+    kb = KnowledgeBase(Settings(corpus_dirs=CORPORA, index_dir=index_dir, **({"model": MODEL} if MODEL else {})))
     questions = [g["query"] for g in gold]
     peer = build_peer(index_dir, res, kb) if with_peer else None
 
