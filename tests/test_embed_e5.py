@@ -6,6 +6,8 @@ questions are made up for the test.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,23 @@ def test_tuning_takes_open_dense_values_from_the_encoder(e5) -> None:
     assert e5.dense_scale.floor > USE_SCALE.floor
     fixed = for_encoder(Tuning(dense_floor=0.1, dense_weight=0.0), DenseScale(floor=0.9, sure=0.9, weight=0.9))
     assert (fixed.dense_floor, fixed.dense_weight, fixed.min_dense) == (0.1, 0.0, 0.9)
+
+
+def test_a_question_is_answered_while_passages_are_embedded(e5) -> None:
+    # an admin rebuild embeds passages in a thread of the serving process while questions come in:
+    # the calls run side by side (no lock) and give the same vectors as one at a time
+    passages = [PATENT_TERM, DONATION] * 24
+    questions = [f"我申请的发明能保护多少年，第{i}次问" for i in range(12)]
+    alone_p = e5.encode_documents(passages)
+    alone_q = e5.encode_queries(questions[:1])
+    together: dict[str, np.ndarray] = {}
+
+    def build() -> None:
+        together["p"] = e5.encode_documents(passages)
+
+    worker = threading.Thread(target=build)
+    worker.start()
+    asked = np.vstack([e5.encode_queries([q]) for q in questions])
+    worker.join()
+    assert np.allclose(together["p"], alone_p, atol=1e-6)
+    assert np.allclose(asked[0], alone_q[0], atol=1e-6)
