@@ -292,9 +292,16 @@ class Searcher:
         return SearchResult(query, tuple(hits), terms, q, verdict.message, verdict.confidence, verdict.coverage)
 
 
+# The encoder reads at most this many characters of a question; the lexical channels read all of it. e5's cost
+# grows faster than the length (one core: 32 characters 48 ms, 128 123 ms, 500, the longest question, 838 ms),
+# so a pasted paragraph must not cost most of a second; the longest dev question has 37 characters.
+DENSE_QUERY_CHARS = 128
+
+
 def dense_text(q: AnalysedQuestion, query: str, t: Tuning) -> str:
-    """Return what the encoder reads for a question: the question, plus (Tuning.dense_expansions) the corpus
-    terms the bridge and answer types give for its everyday words."""
+    """Return what the encoder reads for a question: its first DENSE_QUERY_CHARS characters, plus
+    (Tuning.dense_expansions) the corpus terms the bridge and answer types give for its everyday words."""
+    query = query[:DENSE_QUERY_CHARS]
     if not t.dense_expansions:
         return query
     extra = dict.fromkeys(e.term for e in q.expansions if e.provenance != "thesaurus" and e.term not in query)

@@ -225,3 +225,17 @@ def test_answer_slots_of_questions_and_of_real_clause_text():
     bits = slot_bits([term, fee])
     assert bits.dtype == np.uint8 and slot_mask(bits, TIME).tolist() == [1.0, 0.0]
     assert slot_mask(bits, None) is None and slot_mask(None, TIME) is None
+
+
+def test_the_encoder_reads_at_most_the_first_characters_of_a_long_question():
+    # made-up questions; the lexical channels still read all of a question, only the encoder's text is cut
+    from kb.search import DENSE_QUERY_CHARS, dense_text
+
+    analyser = Analyser(shared_segmenter())
+    short = "小企业被拖欠货款怎么办"
+    assert dense_text(analyser.analyse(short), short, Tuning()) == short
+    long = "我们是一家做零部件配套的小企业，" * 40
+    cut = dense_text(analyser.analyse(long[:500]), long[:500], Tuning())
+    assert cut == long[:DENSE_QUERY_CHARS] and len(cut) == DENSE_QUERY_CHARS < 500
+    with_terms = dense_text(analyser.analyse(long[:500]), long[:500], Tuning(dense_expansions=True))
+    assert with_terms.startswith(cut)
