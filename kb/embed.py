@@ -48,9 +48,17 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
 
 
-def _batched(texts: list[str], size: int):
+def _in_batches(encode: Callable[[list[str]], np.ndarray], texts: list[str], size: int, dim: int,
+                progress: Callable[[int], None] | None) -> np.ndarray:
+    """Return encode(texts) computed `size` texts at a time, reporting progress after each batch."""
+    texts = list(texts)
+    parts = []
     for i in range(0, len(texts), size):
-        yield texts[i:i + size]
+        batch = texts[i:i + size]
+        parts.append(encode(batch))
+        if progress:
+            progress(len(batch))
+    return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
 
 
 class UseEncoder:
@@ -94,12 +102,7 @@ class UseEncoder:
 
     def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised passage vectors, shape (n, 512), reporting progress per batch."""
-        parts = []
-        for batch in _batched(list(texts), 256):
-            parts.append(self._encode(batch))
-            if progress:
-                progress(len(batch))
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        return _in_batches(self._encode, texts, 256, self.dim, progress)
 
 
 class E5Encoder:
@@ -136,29 +139,24 @@ class E5Encoder:
                     self._impl = E5(num_threads=os.cpu_count() or 1)
         return self._impl
 
-    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], query: bool = False, latency: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         model = self._model()
         # no lock around the call: the engine allocates its buffers per call and only reads the model, so a
         # question is answered while an admin rebuild embeds passages in another thread (tests/test_embed_e5.py)
         if self._threads is not None:  # OpenMP's thread count is per calling thread: set it every time
-            self._threads(1 if query and len(texts) <= 4 else (os.cpu_count() or 1))
+            self._threads(1 if latency else (os.cpu_count() or 1))
         vectors = model.query(texts) if query else model.passage(texts)
         return _normalise(np.atleast_2d(vectors))
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Return normalised query vectors, shape (n, 384)."""
-        return self._encode(list(texts), True)
+        return self._encode(list(texts), query=True, latency=len(texts) <= 4)  # a request's question
 
     def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised passage vectors, shape (n, 384), reporting progress per batch."""
-        parts = []
-        for batch in _batched(list(texts), 32):
-            parts.append(self._encode(batch, False))
-            if progress:
-                progress(len(batch))
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        return _in_batches(self._encode, texts, 32, self.dim, progress)
 
 
 def _openmp_thread_setter(package_dir: Path):
@@ -204,12 +202,8 @@ class SentenceTransformerEncoder:
     def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised passage vectors."""
         fn = getattr(self._model, "encode_document", self._model.encode)
-        parts = []
-        for batch in _batched(list(texts), 64):
-            parts.append(_normalise(fn(batch, normalize_embeddings=True, show_progress_bar=False)))
-            if progress:
-                progress(len(batch))
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        return _in_batches(lambda batch: _normalise(fn(batch, normalize_embeddings=True, show_progress_bar=False)),
+                           texts, 64, self.dim, progress)
 
 
 _ENCODERS: dict[str, Encoder] = {}
