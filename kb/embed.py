@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Protocol
@@ -245,8 +247,10 @@ class EmbeddingCache:
         self._db.close()
 
     def embed(self, encoder: Encoder, texts: list[str], progress: Callable[[int], None] | None = None,
-              on_missing: Callable[[int], None] | None = None) -> np.ndarray:
-        """Return vectors for `texts`, encoding only those not cached, and store the new ones."""
+              on_missing: Callable[[int], None] | None = None,
+              shipped: dict[bytes, np.ndarray] | None = None) -> np.ndarray:
+        """Return vectors for `texts`, encoding only those neither cached nor `shipped` (vectors that
+        came with the corpus, see load_shipped), and store the new ones."""
         keys = [text_key(t) for t in texts]
         found: dict[bytes, np.ndarray] = {}
         uniq = list(dict.fromkeys(keys))
@@ -260,6 +264,9 @@ class EmbeddingCache:
                 arr = np.frombuffer(vec, dtype=np.float32)
                 if arr.shape[0] == encoder.dim:
                     found[key] = arr
+        for key in uniq:
+            if key not in found and shipped and key in shipped:
+                found[key] = shipped[key]
         todo_keys, todo_texts = [], []
         seen: set[bytes] = set()
         for key, text in zip(keys, texts):
@@ -282,3 +289,56 @@ class EmbeddingCache:
         if not texts:
             return np.zeros((0, encoder.dim), np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- vectors shipped with a corpus
+# A corpus folder may carry the passage vectors of its own chunks, per encoder, in
+# <corpus>/.vectors/<model id>.npz (hidden, so never read as a document): a fresh clone then builds
+# the bundled corpus without embedding it (e5 embeds about 10 passages a second on 2 cores).
+# Keys are text hashes, so a changed or new passage is still embedded and an old vector is never
+# used for new text; the engine gives the same bits on any thread count or batch (tests/test_embed_e5.py).
+SHIPPED_DIR = ".vectors"
+
+
+def shipped_path(corpus_dir: Path, model_id: str) -> Path:
+    """Return where a corpus folder keeps the vectors of one encoder."""
+    return Path(corpus_dir) / SHIPPED_DIR / (re.sub(r"[^A-Za-z0-9@._-]", "_", model_id) + ".npz")
+
+
+def write_shipped(path: Path, model_id: str, keys: list[bytes], vectors: np.ndarray) -> None:
+    """Write vectors with their text keys (as `kb build` would compute them) to `path`, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, model=np.array(model_id), dim=np.array(vectors.shape[1]),
+                            keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16),
+                            vectors=np.ascontiguousarray(vectors, dtype=np.float32))
+    os.replace(tmp, path)
+
+
+def load_shipped(corpus_dirs: list[Path], encoder: Encoder, warn: Callable[[str], None] | None = None
+                 ) -> dict[bytes, np.ndarray]:
+    """Return {text key: vector} from the corpus folders' shipped vectors for this encoder.
+
+    A file that is unreadable or made by another model or width is skipped with a warning: its
+    passages are embedded as if it were absent, so a bad file costs time, never a wrong vector."""
+    warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
+    found: dict[bytes, np.ndarray] = {}
+    for folder in corpus_dirs:
+        path = shipped_path(folder, encoder.model_id)
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                model, keys, vectors = str(data["model"]), data["keys"], data["vectors"]
+        except Exception as exc:  # a truncated or foreign file: numpy and zipfile raise many kinds
+            warn(f"{path}: cannot read the shipped vectors ({type(exc).__name__}); embedding those passages instead")
+            continue
+        if (model != encoder.model_id or vectors.ndim != 2 or vectors.shape[1] != encoder.dim
+                or keys.shape != (len(vectors), 16) or vectors.dtype != np.float32):
+            warn(f"{path}: shipped vectors are not {encoder.model_id}'s {encoder.dim}-wide float32 rows; "
+                 "embedding those passages instead")
+            continue
+        for key, vec in zip(keys, vectors):
+            found[key.tobytes()] = vec
+    return found

@@ -30,7 +30,7 @@ import numpy as np
 from kb.ann import build_ann
 from kb.chunk import CHUNKER_VERSION, chunk_document
 from kb.corpus import read_corpus
-from kb.embed import EmbeddingCache, Encoder, text_key
+from kb.embed import EmbeddingCache, Encoder, load_shipped, text_key
 from kb.retrieval.slots import SLOTS_VERSION, slot_bits
 from kb.retrieval.vocabulary import everyday_tokens, vocabulary
 from kb.segment import Segmenter, bigrams, compact
@@ -236,16 +236,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     changed = sorted(d.doc_id for d in docs if prev_hashes.get(d.doc_id) != d.content_hash)
     removed = sorted(set(prev_hashes) - {d.doc_id for d in docs})
 
-    all_clauses: list[tuple[int, Clause]] = []
-    all_chunks: list[tuple[int, int, Chunk]] = []  # (doc_row, clause_row, chunk)
-    for doc_row, doc in enumerate(docs):
-        clauses = parse_clauses(doc)
-        first_clause_row = len(all_clauses)
-        row_of = {c.clause_id: first_clause_row + i for i, c in enumerate(clauses)}
-        all_clauses.extend((doc_row, c) for c in clauses)
-        for ch in chunk_document(doc, clauses):
-            all_chunks.append((doc_row, row_of[ch.clause_id], ch))
-        report_progress("parse", doc_row + 1, len(docs))
+    all_clauses, all_chunks = _parse_corpus(docs, report_progress)
 
     name = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     tmp = index_dir / BUILDS_DIR / f"{TMP_PREFIX}{name}"
@@ -290,7 +281,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
                 report_progress("embed", state["done"], state["total"])
 
             dense_texts = [_dense_text(docs[d], all_clauses[c][1], ch) for d, c, ch in all_chunks]
-            vectors = emb_cache.embed(encoder, dense_texts, progress=emb_progress, on_missing=on_missing)
+            vectors = emb_cache.embed(encoder, dense_texts, progress=emb_progress, on_missing=on_missing,
+                                      shipped=load_shipped(corpus_dirs, encoder))
             # chunks with nothing to index (a body line repeating the title) get a zero vector: never found
             vectors[np.array([not ch.index_text for _, _, ch in all_chunks], dtype=bool)] = 0.0
         finally:
@@ -332,6 +324,30 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         chunks=len(all_chunks), embedded=embedded, changed_documents=changed,
         removed_documents=removed, seconds=time.perf_counter() - t0,
     )
+
+
+def _parse_corpus(docs: list[Document], report_progress: ProgressFn
+                  ) -> tuple[list[tuple[int, Clause]], list[tuple[int, int, Chunk]]]:
+    """Return every (doc_row, clause) and every (doc_row, clause_row, chunk) of the documents."""
+    all_clauses: list[tuple[int, Clause]] = []
+    all_chunks: list[tuple[int, int, Chunk]] = []
+    for doc_row, doc in enumerate(docs):
+        clauses = parse_clauses(doc)
+        first_clause_row = len(all_clauses)
+        row_of = {c.clause_id: first_clause_row + i for i, c in enumerate(clauses)}
+        all_clauses.extend((doc_row, c) for c in clauses)
+        for ch in chunk_document(doc, clauses):
+            all_chunks.append((doc_row, row_of[ch.clause_id], ch))
+        report_progress("parse", doc_row + 1, len(docs))
+    return all_clauses, all_chunks
+
+
+def passage_texts(corpus_dirs: list[Path]) -> list[str]:
+    """Return the texts a build gives the encoder for these corpora, one per chunk
+    (scripts/ship_vectors.py stores their vectors beside the corpus)."""
+    docs = read_corpus([Path(p) for p in corpus_dirs])
+    all_clauses, all_chunks = _parse_corpus(docs, lambda stage, done, total: None)
+    return [_dense_text(docs[d], all_clauses[c][1], ch) for d, c, ch in all_chunks]
 
 
 def _dense_text(doc: Document, clause: Clause, chunk: Chunk) -> str:

@@ -1,0 +1,59 @@
+"""Store the passage vectors of a corpus folder beside it, so a fresh clone builds without embedding.
+
+    python scripts/ship_vectors.py                 # corpus/ with the default encoder (KB_MODEL)
+    python scripts/ship_vectors.py --check         # exit 1 when corpus/ has passages the file lacks
+
+Writes <corpus>/.vectors/<model id>.npz: the vector of every passage a build of that folder
+embeds, keyed by the hash of its text (kb/embed.py). Vectors already in --index's embedding
+cache are reused; the rest are embedded now. Run it after `kb add` changes corpus/, and commit
+the file; a build works without it (or with a stale one), only slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kb.embed import DEFAULT_MODEL, EmbeddingCache, load_encoder, load_shipped, shipped_path, text_key, write_shipped  # noqa: E402
+from kb.index import passage_texts  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    parser.add_argument("--index", type=Path, default=ROOT / "index", help="index folder whose embedding cache to reuse")
+    parser.add_argument("--model", default=os.environ.get("KB_MODEL", DEFAULT_MODEL))
+    parser.add_argument("--check", action="store_true", help="only report passages missing from the shipped file")
+    args = parser.parse_args(argv)
+
+    encoder = load_encoder(args.model)
+    texts = list(dict.fromkeys(passage_texts([args.corpus])))
+    path = shipped_path(args.corpus, encoder.model_id)
+    if args.check:
+        have = load_shipped([args.corpus], encoder)
+        missing = sum(1 for t in texts if text_key(t) not in have)
+        print(f"{path}: {len(texts) - missing} of {len(texts)} passages shipped, {missing} missing")
+        return 1 if missing else 0
+    start = time.perf_counter()
+    cache = EmbeddingCache(args.index / "cache" / "embeddings.sqlite")
+    try:
+        def on_missing(n: int) -> None:
+            print(f"{len(texts) - n} passages cached or shipped, embedding {n} …", file=sys.stderr)
+
+        vectors = cache.embed(encoder, texts, on_missing=on_missing, shipped=load_shipped([args.corpus], encoder))
+    finally:
+        cache.close()
+    write_shipped(path, encoder.model_id, [text_key(t) for t in texts], vectors)
+    print(f"wrote {path}: {len(texts)} passages, {path.stat().st_size / 2**20:.1f} MiB, "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
