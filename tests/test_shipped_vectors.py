@@ -98,3 +98,20 @@ def test_the_file_is_never_read_as_a_document(tmp_path) -> None:
     write_shipped(shipped_path(tmp_path, "m"), "m", [text_key("x")], np.ones((1, 2), np.float32))
     (tmp_path / ".vectors" / "notes.md").write_text("# not a policy\n", encoding="utf-8")
     assert list_corpus_files([tmp_path]) == []
+
+
+def test_kb_build_takes_the_shipped_vectors(tmp_path, encoder) -> None:
+    import shutil
+
+    from kb.index import build_index
+    from kb.segment import Segmenter
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "lianyungang-zjtx-plan-interpretation.md", corpus)
+    shutil.copytree(CORPUS / ".vectors", corpus / ".vectors")
+    report = build_index([corpus], tmp_path / "index", encoder, Segmenter())
+    assert report.chunks >= 20 and report.embedded == 0
+    shutil.rmtree(corpus / ".vectors")
+    again = build_index([corpus], tmp_path / "index2", encoder, Segmenter())
+    assert again.embedded == again.chunks  # without the file, every passage is embedded
