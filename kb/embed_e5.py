@@ -151,11 +151,11 @@ class E5Model:
         scores = r.array(np.float32, n_pieces)
         blob = bytes(buf[r.pos:r.pos + blob_len])
         r.pos += blob_len
-        pieces: dict[str, int] = {}
-        for i in range(n_pieces):
-            piece = blob[offsets[i]:offsets[i + 1]]
-            if piece:
-                pieces.setdefault(piece.decode("utf-8", "surrogatepass"), i)  # e5.c finds the first of equals
+        bounds = offsets.tolist()
+        texts = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds, bounds[1:])]
+        # e5.c finds the first of equal pieces: build from the last, so the first one's id stays
+        pieces = dict(zip(reversed(texts), range(n_pieces - 1, -1, -1)))
+        pieces.pop("", None)
         n_norm, norm_bytes = r.take("iI")
         norm: dict[int, str] = {}
         p = r.pos

@@ -34,6 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kb.embed import SHIPPED_DIR  # noqa: E402  (vectors shipped beside a corpus)
+
 SHARED = ROOT.parent / "shared"
 CORPORA = (ROOT / "corpus", SHARED / "corpora" / "gov-work-reports", SHARED / "corpora" / "cpc-congress-reports")
 GOLD = SHARED / "eval" / "dev.jsonl"
@@ -161,7 +165,8 @@ def bench_builds(work: Path, res: Results, skip_add_one: bool) -> Path:
     copied = []
     for src in CORPORA:
         dst = copies / src.name
-        shutil.copytree(src, dst)
+        # without the vectors shipped beside corpus/ (corpus/.vectors/): cold means every passage embedded
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(SHIPPED_DIR))
         copied.append(dst)
     jieba_tmp = work / "tmp-cold"  # jieba's dictionary cache lives in TMPDIR: cold means empty
     jieba_tmp.mkdir()
