@@ -6,7 +6,7 @@ Layout of an index folder:
     builds/<name>/          manifest.json, store.sqlite, vectors.faiss, bm25-words/, bm25-bigrams/, bm25-bridge/
     builds/.tmp-*           a build in progress (removed by the next build if it died)
     cache/embeddings.sqlite passage vectors by (model id, text hash)
-    cache/tokens.sqlite     jieba words by (segmenter version, text hash)
+    cache/tokens.sqlite     jieba words, bigrams and clause annotations by (kind and version, text hash)
     .build.lock             held by the one running build
 """
 
@@ -111,40 +111,45 @@ def corpus_fingerprint(docs: list[Document], encoder_id: str, segmenter_version:
     return h.hexdigest()
 
 
-class TokenCache:
-    """SQLite cache of jieba words per chunk text, so unchanged text is not segmented again."""
+class DerivedCache:
+    """SQLite cache of what a build derives from a text, by (kind and version, text hash), so unchanged
+    text is not worked on again: jieba words, character bigrams, clause annotations."""
 
-    def __init__(self, path: Path, version: str) -> None:
+    def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS tok (version TEXT, key BLOB, words TEXT, PRIMARY KEY (version, key))")
-        self.version = version
 
-    def words(self, segmenter: Segmenter, texts: list[str], progress: Callable[[int], None] | None = None) -> list[list[str]]:
-        """Return the jieba words of each text, segmenting only the texts not cached."""
-        keys = [text_key(t) for t in texts]
-        cached: dict[bytes, list[str]] = {}
+    def values(self, version: str, keys: list[bytes], compute: Callable[[int], str],
+               progress: Callable[[int], None] | None = None) -> list[str]:
+        """Return the value of each key, calling compute(i) for the i-th key when it is not cached."""
+        cached: dict[bytes, str] = {}
         uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), 500):
             part = uniq[i:i + 500]
-            for key, words in self._db.execute(
+            cached.update(self._db.execute(
                 f"SELECT key, words FROM tok WHERE version=? AND key IN ({','.join('?' * len(part))})",
-                [self.version, *part],
-            ):
-                cached[key] = words.split("\x1f") if words else []
+                [version, *part],
+            ))
         new_rows = []
-        for n, (key, text) in enumerate(zip(keys, texts), start=1):
+        for n, key in enumerate(keys, start=1):
             if key not in cached:
-                cached[key] = segmenter.words(text)
-                new_rows.append((self.version, key, "\x1f".join(cached[key])))
+                cached[key] = compute(n - 1)
+                new_rows.append((version, key, cached[key]))
             if progress and n % 200 == 0:
                 progress(200)
         if progress:
-            progress(len(texts) % 200)
+            progress(len(keys) % 200)
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO tok VALUES (?, ?, ?)", new_rows)
         return [cached[k] for k in keys]
+
+    def token_lists(self, version: str, texts: list[str], tokens: Callable[[str], list[str]],
+                    progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        """Return tokens(text) for each text (jieba words, bigrams), computing only what is not cached."""
+        joined = self.values(version, [text_key(t) for t in texts], lambda i: "\x1f".join(tokens(texts[i])), progress)
+        return [v.split("\x1f") if v else [] for v in joined]
 
     def close(self) -> None:
         """Close the database."""
@@ -244,7 +249,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     cache_dir = index_dir / "cache"
     texts = [ch.index_text for _, _, ch in all_chunks]
 
-    token_cache = TokenCache(cache_dir / "tokens.sqlite", segmenter.version)
+    derived = DerivedCache(cache_dir / "tokens.sqlite")
     try:
         done = [0]
 
@@ -252,11 +257,23 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
             done[0] += n
             report_progress("segment", done[0], len(texts))
 
-        words = token_cache.words(segmenter, texts, tok_progress)
+        words = derived.token_lists(segmenter.version, texts, segmenter.words, tok_progress)
+        text_bigrams = derived.token_lists("bigrams/" + segmenter.version, texts, bigrams)
+        def annotation(i: int) -> str:
+            doc_row, clause = all_clauses[i]
+            return json.dumps(annotate(docs[doc_row], clause), ensure_ascii=False) if annotate else "{}"
+
+        if annotate and annotator_version:  # cached by what annotate reads: the metadata, the clause's path and text
+            annotations = derived.values(
+                "annotation/" + annotator_version,
+                [text_key(json.dumps([docs[d].meta, c.path, c.text], ensure_ascii=False)) for d, c in all_clauses],
+                annotation)
+        else:  # an annotator without a version could change unseen: never cached
+            annotations = [annotation(i) for i in range(len(all_clauses))]
     finally:
-        token_cache.close()
+        derived.close()
     _save_bm25(words, tmp / "bm25-words")
-    _save_bm25([bigrams(t) for t in texts], tmp / "bm25-bigrams")
+    _save_bm25(text_bigrams, tmp / "bm25-bigrams")
     if vocab:  # index-side expansion: each chunk also under the everyday forms of its terms
         _save_bm25([everyday_tokens(vocab, w) for w in words], tmp / "bm25-bridge")
     # the kinds of value each chunk's own text states (a time limit, an amount): kb/retrieval/slots.py
@@ -290,7 +307,6 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         ann = build_ann(vectors, np.array([ch.chunk_id for _, _, ch in all_chunks], dtype=np.int64), encoder.dim)
         faiss.write_index(ann, str(tmp / "vectors.faiss"))
 
-    annotations = [json.dumps(annotate(docs[d], c), ensure_ascii=False) if annotate else "{}" for d, c in all_clauses]
     _write_store(tmp / "store.sqlite", docs, all_clauses, all_chunks, annotations)
     manifest = {
         "schema_version": SCHEMA_VERSION,

@@ -10,7 +10,7 @@ import pytest
 from kb.index import BUILDS_DIR, IndexHandle, IndexMismatch, IndexMissing, build_index, read_current
 from kb.segment import Segmenter
 
-from conftest import CORPUS
+from conftest import CORPUS, SEED_DOC
 
 
 @pytest.fixture()
@@ -95,3 +95,47 @@ def test_real_encoder_index_has_vectors_with_stable_ids(built_index):
     assert list(rows) == [0, 1, 2, 3, 4]
     report = built_index.build()
     assert report.up_to_date
+
+
+def test_annotations_are_cached_by_what_the_annotator_reads(tmp_path):
+    from kb import roles
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    seed = corpus / SEED_DOC.name
+    shutil.copy(SEED_DOC, seed)
+    calls: list[str] = []
+
+    def annotate(doc, clause):
+        calls.append(clause.clause_id)
+        return roles.annotate_clause(doc, clause)
+
+    seg = Segmenter()
+    first = build_index([corpus], tmp_path / "idx", None, seg, annotate=annotate, annotator_version="v1")
+    assert len(calls) == first.clauses
+    stored = _annotations(tmp_path / "idx")
+    calls.clear()
+    build_index([corpus], tmp_path / "idx", None, seg, annotate=annotate, annotator_version="v1", force=True)
+    assert calls == [] and _annotations(tmp_path / "idx") == stored  # every clause from the cache, unchanged
+    build_index([corpus], tmp_path / "idx", None, seg, annotate=annotate, annotator_version="v2", force=True)
+    assert len(calls) == first.clauses  # a new annotator version annotates again
+    calls.clear()
+    text = seed.read_text(encoding="utf-8")
+    seed.write_text(text.replace("region: 江苏省连云港市", "region: 连云港市", 1), encoding="utf-8")
+    assert seed.read_text(encoding="utf-8") != text
+    build_index([corpus], tmp_path / "idx", None, seg, annotate=annotate, annotator_version="v2")
+    assert len(calls) == first.clauses  # the metadata changed: the document's clauses are annotated again
+    calls.clear()
+    build_index([corpus], tmp_path / "idx", None, seg, annotate=annotate, annotator_version="", force=True)
+    assert len(calls) == first.clauses  # an annotator without a version is never taken from the cache
+
+
+def _annotations(index_dir):
+    import sqlite3
+
+    build = index_dir / BUILDS_DIR / read_current(index_dir) / "store.sqlite"
+    db = sqlite3.connect(build)
+    try:
+        return [row[0] for row in db.execute("SELECT annotation_json FROM clauses ORDER BY row")]
+    finally:
+        db.close()
