@@ -31,8 +31,9 @@ from kb.ann import build_ann
 from kb.chunk import CHUNKER_VERSION, chunk_document
 from kb.corpus import read_corpus
 from kb.embed import EmbeddingCache, Encoder, load_shipped, text_key
+from kb.retrieval.lexical import save_bm25
 from kb.retrieval.slots import SLOTS_VERSION, slot_bits
-from kb.retrieval.vocabulary import everyday_tokens, vocabulary
+from kb.retrieval.vocabulary import INDEX_FORM_MIN_WEIGHT, everyday_tokens, vocabulary
 from kb.segment import Segmenter, bigrams, compact
 from kb.structure import STRUCTURE_VERSION, clause_marker, parse_clauses
 from kb.types import Chunk, Clause, Document
@@ -145,10 +146,10 @@ class DerivedCache:
             self._db.executemany("INSERT OR REPLACE INTO tok VALUES (?, ?, ?)", new_rows)
         return [cached[k] for k in keys]
 
-    def token_lists(self, version: str, texts: list[str], tokens: Callable[[str], list[str]],
+    def token_lists(self, version: str, keys: list[bytes], tokens: Callable[[int], list[str]],
                     progress: Callable[[int], None] | None = None) -> list[list[str]]:
-        """Return tokens(text) for each text (jieba words, bigrams), computing only what is not cached."""
-        joined = self.values(version, [text_key(t) for t in texts], lambda i: "\x1f".join(tokens(texts[i])), progress)
+        """Return tokens(i) for the i-th key (jieba words, bigrams, everyday forms), computing only what is not cached."""
+        joined = self.values(version, keys, lambda i: "\x1f".join(tokens(i)), progress)
         return [v.split("\x1f") if v else [] for v in joined]
 
     def close(self) -> None:
@@ -169,15 +170,6 @@ CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id INTEGER UNIQUE, clause_ro
                      ord INTEGER, start INTEGER, end INTEGER, text TEXT, index_text TEXT);
 CREATE INDEX clauses_doc ON clauses (doc_id, ord);
 """
-
-
-def _save_bm25(corpus_tokens: list[list[str]], folder: Path) -> None:
-    import bm25s
-
-    model = bm25s.BM25(k1=1.2, b=0.75)
-    # an empty document still needs a row, so every chunk keeps its position
-    model.index([toks if toks else [""] for toks in corpus_tokens], show_progress=False)
-    model.save(str(folder), show_progress=False)
 
 
 def build_index(
@@ -257,8 +249,12 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
             done[0] += n
             report_progress("segment", done[0], len(texts))
 
-        words = derived.token_lists(segmenter.version, texts, segmenter.words, tok_progress)
-        text_bigrams = derived.token_lists("bigrams/" + segmenter.version, texts, bigrams)
+        keys = [text_key(t) for t in texts]
+        words = derived.token_lists(segmenter.version, keys, lambda i: segmenter.words(texts[i]), tok_progress)
+        text_bigrams = derived.token_lists("bigrams/" + segmenter.version, keys, lambda i: bigrams(texts[i]))
+        # index-side expansion: each chunk also under the everyday forms of its terms (from its words)
+        everyday = derived.token_lists(f"bridge/{vocab.version}/{INDEX_FORM_MIN_WEIGHT}/{segmenter.version}", keys,
+                                       lambda i: everyday_tokens(vocab, words[i])) if vocab else []
         def annotation(i: int) -> str:
             doc_row, clause = all_clauses[i]
             return json.dumps(annotate(docs[doc_row], clause), ensure_ascii=False) if annotate else "{}"
@@ -272,10 +268,10 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
             annotations = [annotation(i) for i in range(len(all_clauses))]
     finally:
         derived.close()
-    _save_bm25(words, tmp / "bm25-words")
-    _save_bm25(text_bigrams, tmp / "bm25-bigrams")
-    if vocab:  # index-side expansion: each chunk also under the everyday forms of its terms
-        _save_bm25([everyday_tokens(vocab, w) for w in words], tmp / "bm25-bridge")
+    save_bm25(words, tmp / "bm25-words")
+    save_bm25(text_bigrams, tmp / "bm25-bigrams")
+    if vocab:
+        save_bm25(everyday, tmp / "bm25-bridge")
     # the kinds of value each chunk's own text states (a time limit, an amount): kb/retrieval/slots.py
     np.save(tmp / "slots.npy", slot_bits([ch.text for _, _, ch in all_chunks]))
 

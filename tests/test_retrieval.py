@@ -239,3 +239,29 @@ def test_the_encoder_reads_at_most_the_first_characters_of_a_long_question():
     assert cut == long[:DENSE_QUERY_CHARS] and len(cut) == DENSE_QUERY_CHARS < 500
     with_terms = dense_text(analyser.analyse(long[:500]), long[:500], Tuning(dense_expansions=True))
     assert with_terms.startswith(cut)
+
+
+def test_our_bm25_build_gives_bm25s_scores(tmp_path):
+    # the index build counts terms with numpy (kb/retrieval/lexical.py); every score must be bm25s's own
+    import bm25s
+
+    from kb.retrieval.lexical import B, K1, save_bm25
+    from kb.segment import Segmenter, bigrams
+
+    from conftest import SEED_DOC
+
+    seg = Segmenter()
+    lines = [line for line in SEED_DOC.read_text(encoding="utf-8").splitlines()[12:] if line.strip()]
+    for name, tokens in (("words", [seg.words(t) for t in lines] + [[]]), ("bigrams", [bigrams(t) for t in lines])):
+        save_bm25(tokens, tmp_path / name)
+        ours = bm25s.BM25.load(str(tmp_path / name))
+        theirs = bm25s.BM25(k1=K1, b=B)
+        theirs.index([t if t else [""] for t in tokens], show_progress=False)
+        assert ours.scores["num_docs"] == theirs.scores["num_docs"] == len(tokens)
+        assert set(ours.vocab_dict) == set(theirs.vocab_dict)
+        a, b = LexicalChannel(ours), LexicalChannel(theirs)
+        for token in theirs.vocab_dict:
+            if token == "" and theirs.vocab_dict[""] >= len(theirs.scores["indptr"]) - 1:
+                continue  # bm25s lists "" without a column when no row is empty
+            assert a.rows_with(token).tolist() == b.rows_with(token).tolist(), token
+            np.testing.assert_allclose(a.scores({token: 1.0}), b.scores({token: 1.0}), rtol=1e-6, atol=1e-7)
