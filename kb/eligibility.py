@@ -280,6 +280,65 @@ def clause_annotations(index: KnowledgeIndex) -> tuple[_Entry, ...]:
 
 # --- matching ---------------------------------------------------------------------------------
 
+class _MatchTable:
+    """The clause annotations of one loaded index arranged for match(): who can be a candidate for a kind,
+    the condition clauses per document, and document validity per day (it reads the document's text)."""
+
+    def __init__(self, entries: tuple[_Entry, ...]) -> None:
+        self.entries = entries
+        self.rows = np.array([e.row for e in entries], dtype=np.int64)
+        roles = [e.annotation.get("role", "task") for e in entries]
+        self.support = np.array([i for i, role in enumerate(roles) if role == "support"], dtype=np.int64)
+        by_kind: dict[str, list[int]] = {}
+        for i, (e, role) in enumerate(zip(entries, roles)):
+            if role != "background":
+                for kind in dict.fromkeys(e.annotation.get("kinds", [])):
+                    by_kind.setdefault(kind, []).append(i)
+        self.tagged = {kind: np.array(found, dtype=np.int64) for kind, found in by_kind.items()}
+        self.conditions_by_doc: dict[int, list[_Entry]] = {}
+        for e, role in zip(entries, roles):
+            if role == "condition":
+                self.conditions_by_doc.setdefault(e.doc_row, []).append(e)
+        self._validity: dict[date, dict[int, Validity]] = {}
+
+    def candidates(self, kind: str, rel: np.ndarray) -> list[_Entry]:
+        """Entries (not background) tagged with `kind`, or support clauses whose relevance `rel` (per clause
+        row) reaches RETRIEVAL_ONLY_FLOOR; in table order."""
+        rows = self.rows[self.support]
+        inside = rows < len(rel)
+        relevant = self.support[inside][rel[rows[inside]] >= RETRIEVAL_ONLY_FLOOR]
+        chosen = np.union1d(self.tagged.get(kind, np.zeros(0, dtype=np.int64)), relevant)
+        return [self.entries[i] for i in chosen.tolist()]
+
+    def validity_on(self, searcher: Searcher, today: date):
+        """Return doc_row -> the document's validity on `today`, judged with its text (plan periods), remembered."""
+        if today not in self._validity and len(self._validity) > 8:
+            self._validity.clear()
+        cache = self._validity.setdefault(today, {})
+        index = searcher.index
+
+        def validity(doc_row: int) -> Validity:
+            if doc_row not in cache:
+                doc = index.documents[doc_row]
+                full = index.document(doc.doc_id)
+                cache[doc_row] = searcher.validity(doc, today, text=full.body if full else "")
+            return cache[doc_row]
+
+        return validity
+
+
+_MATCH_TABLES: "weakref.WeakKeyDictionary[KnowledgeIndex, _MatchTable]" = weakref.WeakKeyDictionary()
+
+
+def _match_table(index: KnowledgeIndex) -> _MatchTable:
+    entries = clause_annotations(index)
+    with _TABLES_LOCK:
+        table = _MATCH_TABLES.get(index)
+        if table is None or table.entries is not entries:
+            table = _MATCH_TABLES[index] = _MatchTable(entries)
+        return table
+
+
 ROLE_WEIGHTS = {"support": 0.6, "condition": 0.5, "safeguard": 0.25, "task": 0.2, "goal": 0.0}
 RETRIEVAL_ONLY_FLOOR = 0.6  # a clause the rules did not tag with the kind needs this retrieval score
 RECENCY_WEIGHT = 0.25  # newer documents first, all else equal: full weight this year, none after RECENCY_YEARS
@@ -461,24 +520,15 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
     Up to `per_kind` measures and `goals_per_kind` related goals (context only) per kind.
     """
     index = searcher.index
-    entries = clause_annotations(index)
+    table = _match_table(index)
+    entries = table.entries
     terms, region_full = _profile_region_terms(profile, index)
     region_fits = [_region_fit(d, terms) for d in index.documents]
     region_note = ""
     if terms and not any(fit == "local" for fit, _ in region_fits):
         region_note = f"索引中没有专门适用于{profile.region}的地方文件；下面是全国性或未注明地区的文件。"
-    conditions_by_doc: dict[int, list[_Entry]] = {}
-    for e in entries:
-        if e.annotation.get("role") == "condition":
-            conditions_by_doc.setdefault(e.doc_row, []).append(e)
-    validity_cache: dict[int, Validity] = {}
-
-    def validity(doc_row: int) -> Validity:
-        if doc_row not in validity_cache:
-            doc = index.documents[doc_row]
-            full = index.document(doc.doc_id)
-            validity_cache[doc_row] = searcher.validity(doc, today, text=full.body if full else "")
-        return validity_cache[doc_row]
+    conditions_by_doc = table.conditions_by_doc
+    validity = table.validity_on(searcher, today)
 
     recency = [_recency(d, today) for d in index.documents]
     kinds = profile.needs or tuple(NEEDS)
@@ -487,15 +537,11 @@ def match(searcher: Searcher, profile: Profile, today: date, *, per_kind: int = 
         rel = _clause_relevance(searcher, need_query(kind, profile))
         measures: list[tuple[float, int, MatchItem]] = []
         goals: list[tuple[float, int, MatchItem]] = []
-        for e in entries:
+        for e in table.candidates(kind, rel):
             ann = e.annotation
             role = ann.get("role", "task")
-            if role == "background":
-                continue
             tagged = kind in ann.get("kinds", [])
             r = float(rel[e.row]) if e.row < len(rel) else 0.0
-            if not tagged and not (role == "support" and r >= RETRIEVAL_ONLY_FLOOR):
-                continue
             fit, region_why = region_fits[e.doc_row]
             if fit == "other":
                 continue

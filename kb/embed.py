@@ -31,6 +31,46 @@ class EncoderError(RuntimeError):
     """The configured encoder cannot be loaded; the message says what to install or set."""
 
 
+class Stop:
+    """Asks an encoding in another thread to stop: the search no longer needs the question's vector.
+
+    An encoder that can stop part-way (E5Encoder: onnxruntime's terminate flag, checked between
+    operators) registers a hook with `on_stop`; `stop()` may come before, during or after.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._hooks: list[Callable[[], None]] = []
+
+    @property
+    def stopped(self) -> bool:
+        """True once stop() was called."""
+        return self._stopped
+
+    def on_stop(self, hook: Callable[[], None]) -> None:
+        """Run `hook` at stop() (at once when already stopped)."""
+        with self._lock:
+            if not self._stopped:
+                self._hooks.append(hook)
+                return
+        hook()
+
+    def stop(self) -> None:
+        """Stop: run the registered hooks once."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            hook()
+
+
+class EncodingStopped(RuntimeError):
+    """An encoding was stopped (Stop) before it finished."""
+
+
 class Encoder(Protocol):
     """What the index and search need from an encoder; vectors are L2-normalised float32."""
 
@@ -143,11 +183,17 @@ class E5Encoder:
                         raise EncoderError(f"cannot load the e5 model: {exc}") from exc
         return self._impl
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Return normalised query vectors, shape (n, 384)."""
+    def encode_queries(self, texts: list[str], stop: Stop | None = None) -> np.ndarray:
+        """Return normalised query vectors, shape (n, 384); raises EncodingStopped when `stop` is stopped first."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return self._model().embed(list(texts), query=True)
+        return self._model().embed(list(texts), query=True, stop=stop)
+
+    def question_job(self, text: str, stop: Stop | None = None,
+                     before_run: Callable[[], None] | None = None) -> Callable[[], np.ndarray]:
+        """Prepare a question in this thread and return the rest, to run in another thread; the job returns
+        encode_queries([text], stop) (kb/embed_e5.py E5Model.question_job: why the split)."""
+        return self._model().question_job(text, stop, before_run)
 
     def encode_documents(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised passage vectors, shape (n, 384), reporting progress per batch.

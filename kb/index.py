@@ -567,6 +567,15 @@ class KnowledgeIndex:
         r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE row=?", (int(clause_row),)).fetchone()
         return self._clause_from_row(r)
 
+    def clauses_at(self, clause_rows) -> list[Clause]:
+        """Return the clauses stored at some rows, in the order given (one query)."""
+        rows = [int(r) for r in clause_rows]
+        if not rows:
+            return []
+        q = f"SELECT row, {self._CLAUSE_COLS} FROM clauses WHERE row IN ({','.join('?' * len(rows))})"
+        found = {r[0]: r[1:] for r in self._db().execute(q, rows).fetchall()}
+        return [self._clause_from_row(found[r]) for r in rows]
+
     def clause(self, doc_id: str, clause_id: str) -> Clause | None:
         """Return one clause by document and clause id, or None."""
         r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE doc_id=? AND clause_id=?",

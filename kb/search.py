@@ -21,7 +21,7 @@ from kb.index import KnowledgeIndex
 from kb.query import Understanding
 from kb.retrieval import floor
 from kb.retrieval.analysis import AnalysedQuestion, Analyser
-from kb.retrieval.dense import DenseChannel
+from kb.retrieval.dense import DenseChannel, PendingVector
 from kb.retrieval.documents import DocumentStage, Filters
 from kb.retrieval.exact import exact_rows
 from kb.retrieval.fusion import (DEFAULT_TUNING, USE_SCALE, Tuning, best_chunk_per_clause, combine, for_encoder,
@@ -118,6 +118,7 @@ class Searcher:
         self.everyday = LexicalChannel(bridge_model) if bridge_model is not None else None
         self.dense = DenseChannel(index, encoder)
         self.encoder = self.dense.encoder
+        self._question_encoder = encoder  # the backend's encoder (a Milvus build has no FAISS index here)
         self.dense_scale = getattr(encoder, "dense_scale", USE_SCALE)  # where this encoder's cosines mean something
         # where channel scores come from (kb/backends): the index folder, or a Milvus collection of this build
         channels = {"words": self.words, "bigrams": self.bigrams}
@@ -205,6 +206,18 @@ class Searcher:
                                                 everyday=everyday))
         return terms
 
+    def lexical_factors(self, q: AnalysedQuestion, t: Tuning, cover_terms: list[floor.CoverageTerm]) -> list[np.ndarray]:
+        """Return what the fused score is multiplied by, per chunk row: the document prior, the share of the
+        question's content words a chunk has (Tuning.coverage_weight), and the answer type (Tuning.slot_weight)."""
+        factors = [self.docs.prior(q, t, self.words, self.index.chunk_doc)[self.index.chunk_doc]]
+        if t.coverage_weight > 0 and cover_terms:
+            cov = floor.coverage_rows(cover_terms, self.words.rows_with, len(self.index.chunk_ids))
+            factors.append((1 - t.coverage_weight) + t.coverage_weight * cov)
+        slots = slot_mask(self.index.slot_bits, q.slot) if t.slot_weight > 0 else None
+        if slots is not None:  # chunks stating the kind of value asked for (几年: a time span)
+            factors.append(1 + t.slot_weight * slots)
+        return factors
+
     def coverage(self, q: AnalysedQuestion, chunk_row: int) -> float:
         """Return the idf-weighted share of the question's content words that a chunk matches."""
         return floor.coverage(self.coverage_terms(q), lambda tok: self.words.has(tok, chunk_row))
@@ -222,6 +235,19 @@ class Searcher:
         if options.mode not in ("hybrid", "lexical", "dense"):
             raise QueryError(f"mode must be hybrid, lexical or dense, not {options.mode!r}")
         t = for_encoder(options.tuning, self.dense_scale)
+        early = None
+        if (options.mode != "lexical" and not t.dense_expansions and self._question_encoder is not None
+                and self.backend.dense_available()):
+            # the encoder reads the question as typed: start it now, beside the analysis and lexical stages
+            # (most of an enterprise question's time); stopped below when lexical matching is sure
+            early = PendingVector(self._question_encoder, dense_text(None, query, t))
+        try:
+            return self._search(query, k, options, t, early)
+        finally:
+            if early is not None:
+                early.cancel()  # nothing when it finished
+
+    def _search(self, query: str, k: int, options: SearchOptions, t: Tuning, early: PendingVector | None) -> SearchResult:
         q = self.analyse(query, options.expand, t)
         terms = self.highlight_terms(q)
         n = len(self.index.chunk_ids)
@@ -237,18 +263,16 @@ class Searcher:
         cover_terms = self.coverage_terms(q, t)
         top_lex = int(np.argmax(lex)) if lex.max() > 0 else -1
         sure = top_lex >= 0 and floor.coverage(cover_terms, lambda tok: self.words.has(tok, top_lex)) >= t.sure_coverage
+        # computed while the question's vector may still be on its way
+        factors = self.lexical_factors(q, t, cover_terms) if options.mode != "dense" else []
         dense = np.zeros(n, dtype=np.float32)
         if options.mode == "dense" or (options.mode == "hybrid" and not sure):
-            dense = self.backend.dense(dense_text(q, query, t), t.dense_candidates, where)
+            text = dense_text(q, query, t)
+            vector = early.result() if early is not None and early.text == text else None
+            dense = self.backend.dense(text, t.dense_candidates, where, vector)
         score = combine(lex, dense, options.mode, t)
-        if options.mode != "dense":
-            score = score * self.docs.prior(q, t, self.words, self.index.chunk_doc)[self.index.chunk_doc]
-            if t.coverage_weight > 0 and cover_terms:
-                cov = floor.coverage_rows(cover_terms, self.words.rows_with, n)
-                score = score * ((1 - t.coverage_weight) + t.coverage_weight * cov)
-            slots = slot_mask(self.index.slot_bits, q.slot) if t.slot_weight > 0 else None
-            if slots is not None:  # chunks stating the kind of value asked for (几年: a time span)
-                score = score * (1 + t.slot_weight * slots)
+        for factor in factors:
+            score = score * factor
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
 
@@ -278,9 +302,8 @@ class Searcher:
             chosen = (exact + [r for r in ranked if r not in exact_set])[:k + VERSION_SLACK]
         exact_set = set(exact)
         hits: list[Hit] = []
-        for rank, clause_row in enumerate(chosen, start=1):
+        for rank, (clause_row, clause) in enumerate(zip(chosen, self.index.clauses_at(chosen)), start=1):
             chunk_row = best_chunk.get(clause_row)
-            clause = self.index.clause_at(clause_row)
             doc = self.index.documents[int(self.index.clause_doc[clause_row])]
             value = float(score[chunk_row]) if chunk_row is not None else 0.0
             channels = ((("lexical", float(lex[chunk_row])), ("dense", float(dense[chunk_row])))
@@ -298,11 +321,12 @@ class Searcher:
 DENSE_QUERY_CHARS = 128
 
 
-def dense_text(q: AnalysedQuestion, query: str, t: Tuning) -> str:
+def dense_text(q: AnalysedQuestion | None, query: str, t: Tuning) -> str:
     """Return what the encoder reads for a question: its first DENSE_QUERY_CHARS characters, plus
-    (Tuning.dense_expansions) the corpus terms the bridge and answer types give for its everyday words."""
+    (Tuning.dense_expansions, which needs the analysed question `q`) the corpus terms the bridge and
+    answer types give for its everyday words."""
     query = query[:DENSE_QUERY_CHARS]
-    if not t.dense_expansions:
+    if not t.dense_expansions or q is None:
         return query
     extra = dict.fromkeys(e.term for e in q.expansions if e.provenance != "thesaurus" and e.term not in query)
     return query + " " + " ".join(extra) if extra else query

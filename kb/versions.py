@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Callable
 
 from kb.structure import parse_clauses
 from kb.types import Document, Hit
@@ -245,15 +247,27 @@ MIN_SAME = 0.5  # clauses or articles this similar are one, changed (or renumber
 ABOUT_EQUAL = 0.8  # a version in force scoring at least this share of an outdated one's score goes first
 
 
-def _version_in_force(hit: Hit, others: list[Hit], as_of: date, versions: Versions, min_same: float,
-                      min_score: float = float("-inf")) -> int | None:
-    """Return the position in `others` of the first version in force on `as_of` of `hit`'s clause (same
+def _in_force_on(versions: Versions, as_of: date) -> Callable[[Document], bool]:
+    """Return versions.in_force(doc, as_of), remembered per document for one ranking."""
+    memo: dict[str, bool] = {}
+
+    def in_force(doc: Document) -> bool:
+        if doc.doc_id not in memo:
+            memo[doc.doc_id] = versions.in_force(doc, as_of)
+        return memo[doc.doc_id]
+
+    return in_force
+
+
+def _version_in_force(hit: Hit, others: list[Hit], in_force: Callable[[Document], bool], versions: Versions,
+                      min_same: float, min_score: float = float("-inf")) -> int | None:
+    """Return the position in `others` of the first version in force (`in_force`) of `hit`'s clause (same
     title group, text at least `min_same` alike, score at least `min_score`), when `hit` is outdated."""
     group = {f.doc_id for f in versions.group(hit.doc.doc_id)}
-    if not group or versions.in_force(hit.doc, as_of):
+    if not group or in_force(hit.doc):
         return None
     return next((j for j, other in enumerate(others)
-                 if other.doc.doc_id in group and versions.in_force(other.doc, as_of)
+                 if other.doc.doc_id in group and in_force(other.doc)
                  and other.score >= min_score and _ratio(hit.clause.text, other.clause.text) >= min_same), None)
 
 
@@ -262,10 +276,11 @@ def prefer_in_force(hits: list[Hit], as_of: date, versions: Versions,
     """Return the hits with, for versions of one clause that match about equally (same document
     title, similar clause text), the version in force on `as_of` before the others; ranks renumbered."""
     out = list(hits)
+    in_force = _in_force_on(versions, as_of)
     i = 0
     while i < len(out):
         hit = out[i]
-        j = _version_in_force(hit, out[i + 1:], as_of, versions, MIN_SAME, about_equal * hit.score)
+        j = _version_in_force(hit, out[i + 1:], in_force, versions, MIN_SAME, about_equal * hit.score)
         if j is not None:
             out.insert(i, out.pop(i + 1 + j))
         i += 1
@@ -280,8 +295,9 @@ def fold_versions(hits: list[Hit], as_of: date, versions: Versions, same: float 
     (nearly) the same text folded into that hit's `also_in`, so one article is not listed twice; an
     outdated clause ranked first (a question about the old version) stays; ranks renumbered."""
     out: list[Hit] = []
+    in_force = _in_force_on(versions, as_of)
     for hit in hits:
-        i = _version_in_force(hit, out, as_of, versions, same)
+        i = _version_in_force(hit, out, in_force, versions, same)
         if i is None:
             out.append(hit)
         else:
@@ -332,10 +348,15 @@ def articles_of(doc: Document) -> list[Article]:
 
 @lru_cache(maxsize=2048)  # searches compare the same pairs of versions again and again
 def _ratio(a: str, b: str) -> float:
-    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    if sm.real_quick_ratio() < 0.5 or sm.quick_ratio() < 0.5:
+    """difflib's ratio of two texts, 0.0 when an upper bound of it is below 0.5: the bounds are
+    SequenceMatcher's real_quick_ratio and quick_ratio, computed here without building the matcher
+    (its index of b is most of the cost, and most pairs stop at a bound)."""
+    total = len(a) + len(b)
+    if total == 0:
+        return 1.0
+    if 2 * min(len(a), len(b)) / total < 0.5 or 2 * sum((Counter(a) & Counter(b)).values()) / total < 0.5:
         return 0.0
-    return sm.ratio()
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def compare_versions(old: Document, new: Document) -> list[ArticleChange]:

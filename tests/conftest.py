@@ -39,7 +39,7 @@ def small_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_index(tmp_path_factory, small_corpus):
-    """A real index (jieba, bm25s, FAISS, SQLite, the bundled USE encoder) over corpus/ plus two reports if present."""
+    """A real index (jieba, bm25s, FAISS, SQLite, the default encoder: e5) over corpus/ plus two reports if present."""
     from kb.config import Settings
     from kb.service import KnowledgeBase
 

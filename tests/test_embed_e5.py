@@ -141,3 +141,30 @@ def test_a_truncated_model_file_is_refused_plainly(tmp_path, e5) -> None:
     cut.write_bytes(e5._path.read_bytes()[:4096])
     with pytest.raises(E5FormatError, match="truncated or damaged"):
         E5Model(cut)
+
+
+def test_a_question_job_gives_the_vector_of_encode_queries(e5) -> None:
+    # the request's thread prepares the question, a worker runs the layers (kb.retrieval.dense.PendingVector)
+    started = threading.Event()
+    for text in ("研发费用能多扣吗", PATENT_TERM, DONATION * 12):  # the last is longer than one window
+        job = e5.question_job(text, before_run=started.set)
+        assert np.array_equal(job(), e5.encode_queries([text]))
+    assert started.is_set()
+
+
+def test_a_stopped_encoding_raises_and_the_next_one_is_whole(e5) -> None:
+    from kb.embed import EncodingStopped, Stop
+
+    stop = Stop()
+    job = e5.question_job(PATENT_TERM, stop)
+    stop.stop()
+    with pytest.raises(EncodingStopped):
+        job()
+    with pytest.raises(EncodingStopped):
+        e5.encode_queries([DONATION], stop=stop)
+    # stopped once onnxruntime has its run options (the hook runs just before the run): its terminate flag ends it
+    stop = Stop()
+    with pytest.raises(EncodingStopped):
+        e5.question_job(PATENT_TERM, stop, before_run=stop.stop)()
+    # and the session serves the next call unharmed
+    assert np.array_equal(e5.encode_queries([PATENT_TERM]), e5.question_job(PATENT_TERM)())

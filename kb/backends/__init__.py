@@ -59,8 +59,9 @@ class Backend(Protocol):
     def dense_available(self) -> bool:
         """True when the build has vectors and an encoder is loaded."""
 
-    def dense(self, text: str, candidates: int, where: Where = EVERYWHERE) -> np.ndarray:
-        """Return cosine per chunk row for the `candidates` nearest chunks (0 elsewhere)."""
+    def dense(self, text: str, candidates: int, where: Where = EVERYWHERE, vector: np.ndarray | None = None) -> np.ndarray:
+        """Return cosine per chunk row for the `candidates` nearest chunks (0 elsewhere); `vector` is the
+        text's vector when the caller already has it (kb.retrieval.dense.PendingVector)."""
 
     def clause_row(self, doc_id: str, clause_id: str) -> int | None:
         """Return the clause row of a clause id, or None."""

@@ -47,9 +47,10 @@ class EmbeddedBackend:
         """True when the build has vectors and an encoder is loaded."""
         return self.dense_channel.available
 
-    def dense(self, text: str, candidates: int, where: Where = EVERYWHERE) -> np.ndarray:
-        """Return cosine per chunk row for the nearest `candidates` chunks of the whole index."""
-        return self.dense_channel.similarities(text, candidates)
+    def dense(self, text: str, candidates: int, where: Where = EVERYWHERE, vector: np.ndarray | None = None) -> np.ndarray:
+        """Return cosine per chunk row for the nearest `candidates` chunks of the whole index (`vector`: the
+        text's vector when already computed)."""
+        return self.dense_channel.similarities(text, candidates, vector)
 
     def clause_row(self, doc_id: str, clause_id: str) -> int | None:
         """Return the clause row of a clause id, or None."""

@@ -594,11 +594,12 @@ class MilvusBackend:
         """True when the build has vectors and an encoder is loaded."""
         return self._has_dense and self.encoder is not None and self.n > 0
 
-    def dense(self, text: str, candidates: int, where: Where = EVERYWHERE) -> np.ndarray:
-        """Return cosine per chunk row for the `candidates` nearest chunks inside the filters."""
+    def dense(self, text: str, candidates: int, where: Where = EVERYWHERE, vector: np.ndarray | None = None) -> np.ndarray:
+        """Return cosine per chunk row for the `candidates` nearest chunks inside the filters (`vector`: the
+        text's vector when already computed)."""
         if not self.dense_available():
             return np.zeros(self.n, dtype=np.float32)
-        vec = self.encoder.encode_queries([text])[0].astype(np.float32)
+        vec = (vector if vector is not None else self.encoder.encode_queries([text])).reshape(-1).astype(np.float32)
         return self._search("dense", vec.tolist(), max(candidates, 1), where)
 
     def clause_row(self, doc_id: str, clause_id: str) -> int | None:

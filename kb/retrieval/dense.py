@@ -1,11 +1,71 @@
-"""Dense channel: the question's vector against the FAISS index, as cosine per chunk row."""
+"""Dense channel: the question's vector against the FAISS index, as cosine per chunk row.
+
+The vector can be started early (`start`): the encoder then runs in a worker thread while the
+analysis and lexical stages run in the request's thread, and is stopped when lexical matching
+turns out sure enough that the search does not read it.
+"""
 
 from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
 from kb.ann import configure_search
-from kb.embed import Encoder
+from kb.embed import Encoder, EncodingStopped, Stop
+
+# Threads that encode questions started early: one per request being served at a time is enough
+# (kb serve runs 8 request threads); each encodes on its own core's time, as the request thread would.
+QUESTION_WORKERS = 8
+_POOL = ThreadPoolExecutor(max_workers=QUESTION_WORKERS, thread_name_prefix="kb-question")
+
+
+class PendingVector:
+    """A question's vector being computed in a worker thread; `result()` waits for it, `cancel()` drops it."""
+
+    def __init__(self, encoder: Encoder, text: str) -> None:
+        self.text = text
+        self._stop = Stop()
+        running = None
+        if hasattr(encoder, "question_job"):  # the Python part here, the rest (no GIL) in the worker
+            running = threading.Event()
+            job = encoder.question_job(text, self._stop, running.set)
+        elif "stop" in inspect.signature(encoder.encode_queries).parameters:
+            job = partial(encoder.encode_queries, [text], stop=self._stop)
+        else:
+            job = partial(encoder.encode_queries, [text])
+        self._future = _POOL.submit(self._encode, job)
+        if running is not None:
+            # until the worker is inside the encoder (no GIL needed), this thread's Python would hold it up
+            # (E5Model.question_job); a busy pool is not waited for beyond the interpreter's switch interval
+            running.wait(sys.getswitchinterval())
+
+    def _encode(self, job) -> np.ndarray | None:
+        if self._stop.stopped:
+            return None
+        try:
+            return np.asarray(job(), dtype=np.float32)
+        except EncodingStopped:
+            return None
+
+    def result(self) -> np.ndarray:
+        """Return the question's vector, shape (1, dim); the encoder's errors are raised here."""
+        try:
+            vectors = self._future.result()
+        except CancelledError:
+            vectors = None
+        if vectors is None:
+            raise EncodingStopped("the question's vector was cancelled")
+        return vectors
+
+    def cancel(self) -> None:
+        """Drop the vector: not started yet -> never started; running -> stopped where the encoder can stop."""
+        self._stop.stop()
+        self._future.cancel()
 
 
 class DenseChannel:
@@ -20,16 +80,17 @@ class DenseChannel:
         """True when the index has vectors and an encoder is loaded."""
         return self.encoder is not None and len(self.index.chunk_ids) > 0
 
-    def similarities(self, text: str, candidates: int) -> np.ndarray:
-        """Return cosine per chunk row for the `candidates` nearest chunks, 0 elsewhere."""
+    def similarities(self, text: str, candidates: int, vector: np.ndarray | None = None) -> np.ndarray:
+        """Return cosine per chunk row for the `candidates` nearest chunks, 0 elsewhere
+        (`vector`: the question's vector when already computed, e.g. by a PendingVector)."""
         n = len(self.index.chunk_ids)
         out = np.zeros(n, dtype=np.float32)
         if not self.available:
             return out
-        vec = self.encoder.encode_queries([text])
+        vec = vector if vector is not None else self.encoder.encode_queries([text])
         k = min(n, max(candidates, 1))
         configure_search(self.index.faiss, k)
-        sims, ids = self.index.faiss.search(vec, k)
+        sims, ids = self.index.faiss.search(np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1), k)
         rows = self.index.rows_for_chunk_ids(ids[0])
         ok = rows >= 0
         out[rows[ok]] = sims[0][ok]

@@ -102,11 +102,11 @@ def top_rows(score: np.ndarray, m: int) -> np.ndarray:
 
 def best_chunk_per_clause(score: np.ndarray, chunk_clause: np.ndarray, m: int) -> dict[int, int]:
     """Return {clause row: its best chunk row} for the m best clauses with a positive score, best first."""
-    best: dict[int, int] = {}
-    for row in top_rows(score, m * 4):
-        if not np.isfinite(score[row]) or score[row] <= 0:
-            break
-        best.setdefault(int(chunk_clause[row]), int(row))
-        if len(best) >= m:
-            break
-    return best
+    rows = top_rows(score, m * 4)
+    values = score[rows]
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    rows = rows[:bad[0]] if bad.size else rows  # best first: stop at the first score that is not positive
+    clauses = chunk_clause[rows]
+    _, first = np.unique(clauses, return_index=True)  # each clause's first (best) chunk among the rows
+    first = np.sort(first)[:m]
+    return dict(zip(clauses[first].tolist(), rows[first].tolist()))
