@@ -165,3 +165,38 @@ def configure_search(index, k: int) -> None:
         probe = ivf_probe(inner.nlist)
         if inner.nprobe != probe:
             inner.nprobe = probe
+
+
+# An exact index of at least SPLIT_MIN_VECTORS is scanned in one row range per usable core, side by side
+# (one range in the caller's thread, the others in `pool`): a question reads every vector, and one core
+# streams them at about 8 GB/s. Measured on the 116-document index (13,544 x 384): 2.6 ms on one core,
+# 1.4 ms split in two. Each range gives its own k best; the merge keeps the k best, ties by row.
+SPLIT_MIN_VECTORS = 4096
+
+
+def search(index, query: np.ndarray, k: int, pool=None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (scores, ids), each shape (1, k), of the k best vectors for one query, as index.search does;
+    an exact index this large is scanned in parts, in `pool` (a concurrent.futures executor) and here."""
+    faiss = _faiss()
+    configure_search(index, k)
+    inner = _inner(index)
+    n = int(index.ntotal)
+    parts = min(_usable_cores(), 8) if pool is not None else 1
+    if parts < 2 or n < SPLIT_MIN_VECTORS or not isinstance(inner, faiss.IndexFlat) or not hasattr(index, "id_map"):
+        return index.search(query, k)
+    query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, inner.d)
+    vectors = faiss.rev_swig_ptr(inner.get_xb(), n * inner.d).reshape(n, inner.d)  # the index's own memory
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+    def scan(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, rows = faiss.knn(query, vectors[a:b], min(k, b - a), faiss.METRIC_INNER_PRODUCT)
+        return scores[0], rows[0] + a
+
+    futures = [pool.submit(scan, a, b) for a, b in ranges[1:]]
+    found = [scan(*ranges[0])] + [f.result() for f in futures]
+    scores = np.concatenate([s for s, _ in found])
+    rows = np.concatenate([r for _, r in found])
+    best = np.lexsort((rows, -scores))[:k]  # best score first, ties by row
+    ids = faiss.rev_swig_ptr(index.id_map.data(), n)
+    return scores[best][None, :], np.asarray(ids[rows[best]], dtype=np.int64)[None, :]

@@ -109,3 +109,30 @@ def test_empty_and_mismatched_input():
         ann.build_ann(clustered(3, seed=9), np.arange(2), DIM)
     with pytest.raises(ValueError, match="unknown index kind"):
         ann.build_ann(clustered(3, seed=9), np.arange(3), DIM, kind="pq")
+
+
+def test_a_split_scan_finds_what_the_index_finds():
+    # kb.ann.search scans a large exact index in parts, side by side: same scores, same vectors (tied vectors
+    # may come in another order; a tie at the k-th place may bring another of the tied vectors)
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((ann.SPLIT_MIN_VECTORS + 1000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[100] = vectors[-1]
+    vectors[200] = vectors[-1]  # three identical vectors
+    ids = rng.permutation(10 ** 6)[:len(vectors)].astype(np.int64)
+    index = ann.build_ann(vectors, ids, 32, kind="flat")
+    with ThreadPoolExecutor(4) as pool:
+        for t in range(40):
+            query = vectors[-1][None] if t % 4 == 0 else rng.standard_normal((1, 32)).astype(np.float32)
+            for k in (1, 3, 10, 400):
+                want_scores, want_ids = index.search(query, k)
+                scores, found = ann.search(index, query, k, pool)
+                assert np.array_equal(scores, want_scores)
+                last = want_scores[0][-1]
+                assert set(found[0][scores[0] > last]) == set(want_ids[0][want_scores[0] > last])
+                every_score, every_id = index.search(query, len(vectors))
+                tied = set(every_id[0][every_score[0] == last])
+                assert set(found[0][scores[0] == last]) <= tied
+    assert ann.search(index, vectors[:1], 5)[1][0][0] == ids[0]  # without a pool: the index's own search

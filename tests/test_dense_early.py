@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kb.embed import EncoderError, EncodingStopped, Stop
-from kb.retrieval.dense import PendingVector
+from kb.retrieval.dense import QUESTION_WORKERS, PendingVector
 from kb.retrieval.fusion import best_chunk_per_clause, top_rows
 
 
@@ -47,7 +47,7 @@ def test_the_encoders_error_comes_out_of_result():
 
 def test_a_cancelled_vector_is_never_used():
     gate = threading.Event()
-    busy = [PendingVector(_Plain(gate=gate), f"占住线程{i}") for i in range(8)]  # every worker waits on the gate
+    busy = [PendingVector(_Plain(gate=gate), f"占住线程{i}") for i in range(QUESTION_WORKERS)]  # every worker waits
     queued_encoder = _Plain()
     queued = PendingVector(queued_encoder, "排队的问题")
     queued.cancel()

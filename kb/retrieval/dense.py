@@ -1,13 +1,15 @@
 """Dense channel: the question's vector against the FAISS index, as cosine per chunk row.
 
-The vector can be started early (`start`): the encoder then runs in a worker thread while the
-analysis and lexical stages run in the request's thread, and is stopped when lexical matching
-turns out sure enough that the search does not read it.
+The question's vector can be started early (PendingVector): the encoder then runs in a worker
+thread while the analysis and lexical stages run in the request's thread, and is stopped when
+lexical matching turns out sure enough that the search does not read it. A large exact index is
+scanned in parts, one of them in a worker thread (kb.ann.search).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import threading
 from concurrent.futures import CancelledError, ThreadPoolExecutor
@@ -15,13 +17,21 @@ from functools import partial
 
 import numpy as np
 
-from kb.ann import configure_search
+from kb import ann
 from kb.embed import Encoder, EncodingStopped, Stop
 
-# Threads that encode questions started early: one per request being served at a time is enough
-# (kb serve runs 8 request threads); each encodes on its own core's time, as the request thread would.
-QUESTION_WORKERS = 8
+# Worker threads: per request being served at a time (kb serve runs 8 request threads), one for the
+# question's vector and one for part of the vector scan; a thread is started only when needed.
+QUESTION_WORKERS = 16
 _POOL = ThreadPoolExecutor(max_workers=QUESTION_WORKERS, thread_name_prefix="kb-question")
+
+
+def _new_pool() -> None:  # a forked child (a server worker) has none of its parent's threads
+    global _POOL
+    _POOL = ThreadPoolExecutor(max_workers=QUESTION_WORKERS, thread_name_prefix="kb-question")
+
+
+os.register_at_fork(after_in_child=_new_pool)
 
 
 class PendingVector:
@@ -89,8 +99,7 @@ class DenseChannel:
             return out
         vec = vector if vector is not None else self.encoder.encode_queries([text])
         k = min(n, max(candidates, 1))
-        configure_search(self.index.faiss, k)
-        sims, ids = self.index.faiss.search(np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1), k)
+        sims, ids = ann.search(self.index.faiss, np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1), k, _POOL)
         rows = self.index.rows_for_chunk_ids(ids[0])
         ok = rows >= 0
         out[rows[ok]] = sims[0][ok]
