@@ -263,10 +263,13 @@ class Searcher:
         cover_terms = self.coverage_terms(q, t)
         top_lex = int(np.argmax(lex)) if lex.max() > 0 else -1
         sure = top_lex >= 0 and floor.coverage(cover_terms, lambda tok: self.words.has(tok, top_lex)) >= t.sure_coverage
+        use_dense = options.mode == "dense" or (options.mode == "hybrid" and not sure)
+        if early is not None and not use_dense:
+            early.cancel()  # now: its core is free for the rest of this search
         # computed while the question's vector may still be on its way
         factors = self.lexical_factors(q, t, cover_terms) if options.mode != "dense" else []
         dense = np.zeros(n, dtype=np.float32)
-        if options.mode == "dense" or (options.mode == "hybrid" and not sure):
+        if use_dense:
             text = dense_text(q, query, t)
             vector = early.result() if early is not None and early.text == text else None
             dense = self.backend.dense(text, t.dense_candidates, where, vector)
