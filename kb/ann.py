@@ -179,12 +179,12 @@ def search(index, query: np.ndarray, k: int, pool=None) -> tuple[np.ndarray, np.
     an exact index this large is scanned in parts, in `pool` (a concurrent.futures executor) and here."""
     faiss = _faiss()
     configure_search(index, k)
+    query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, index.d)
     inner = _inner(index)
     n = int(index.ntotal)
     parts = min(_usable_cores(), 8) if pool is not None else 1
     if parts < 2 or n < SPLIT_MIN_VECTORS or not isinstance(inner, faiss.IndexFlat) or not hasattr(index, "id_map"):
         return index.search(query, k)
-    query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, inner.d)
     vectors = faiss.rev_swig_ptr(inner.get_xb(), n * inner.d).reshape(n, inner.d)  # the index's own memory
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
     ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))

@@ -336,18 +336,20 @@ class E5Model:
             raise
         return (hidden * valid[..., None]).sum(axis=1) / lengths[:, None]
 
-    def _pooled(self, n: int, chosen: list[tuple[int, list[int]]], means: np.ndarray, total=None, weight=None):
-        """Add windows' means to their texts' length-weighted totals (new ones when None); return them."""
-        if total is None:
-            total, weight = np.zeros((n, self.H), dtype=np.float64), np.zeros(n)
+    @staticmethod
+    def _add(total: np.ndarray, weight: np.ndarray, chosen: list[tuple[int, list[int]]], means: np.ndarray) -> None:
+        """Add windows' means to their texts' totals, weighed by their pieces."""
         for (i, window), mean in zip(chosen, means):
             w = max(len(window) - 2, 1)
             total[i] += w * mean
             weight[i] += w
-        return total, weight
 
-    @staticmethod
-    def _unit(total: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    def _unit(self, n: int, batches) -> np.ndarray:
+        """Return the L2-normalised, piece-weighted mean over each text's windows; `batches` yields
+        (windows as (text number, piece ids), their means)."""
+        total, weight = np.zeros((n, self.H), dtype=np.float64), np.zeros(n)
+        for chosen, means in batches:
+            self._add(total, weight, chosen, means)
         total = total / np.maximum(weight, 1)[:, None]
         total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-6)
         return total.astype(np.float32)
@@ -360,13 +362,14 @@ class E5Model:
         run_options = self._run_options(stop)
         prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
         windows = [(i, w) for i, text in enumerate(texts) for w in self.windows(text, prefix)]
-        total, weight = self._pooled(len(texts), [], [])
         order = sorted(range(len(windows)), key=lambda j: len(windows[j][1]))
-        for start in range(0, len(order), PASSAGE_BATCH):
-            chosen = [windows[j] for j in order[start:start + PASSAGE_BATCH]]
-            means = self._means(session, *self._inputs([w for _, w in chosen]), run_options, stop)
-            self._pooled(len(texts), chosen, means, total, weight)
-        return self._unit(total, weight)
+
+        def batches():
+            for start in range(0, len(order), PASSAGE_BATCH):
+                chosen = [windows[j] for j in order[start:start + PASSAGE_BATCH]]
+                yield chosen, self._means(session, *self._inputs([w for _, w in chosen]), run_options, stop)
+
+        return self._unit(len(texts), batches())
 
     def question_job(self, text: str, stop=None, before_run: Callable[[], None] | None = None) -> Callable[[], np.ndarray]:
         """Prepare one question in this thread and return the rest as a job for another thread; the job
@@ -387,6 +390,6 @@ class E5Model:
         chosen = [(0, windows[0])]
 
         def job() -> np.ndarray:
-            return self._unit(*self._pooled(1, chosen, self._means(session, *inputs, run_options, stop, before_run)))
+            return self._unit(1, [(chosen, self._means(session, *inputs, run_options, stop, before_run))])
 
         return job

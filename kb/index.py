@@ -564,8 +564,7 @@ class KnowledgeIndex:
 
     def clause_at(self, clause_row: int) -> Clause:
         """Return the clause stored at a row."""
-        r = self._db().execute(f"SELECT {self._CLAUSE_COLS} FROM clauses WHERE row=?", (int(clause_row),)).fetchone()
-        return self._clause_from_row(r)
+        return self.clauses_at([clause_row])[0]
 
     def clauses_at(self, clause_rows) -> list[Clause]:
         """Return the clauses stored at some rows, in the order given (one query)."""

@@ -8,7 +8,6 @@ scanned in parts, one of them in a worker thread (kb.ann.search).
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import threading
@@ -23,15 +22,15 @@ from kb.embed import Encoder, EncodingStopped, Stop
 # Worker threads: per request being served at a time (kb serve runs 8 request threads), one for the
 # question's vector and one for part of the vector scan; a thread is started only when needed.
 QUESTION_WORKERS = 16
-_POOL = ThreadPoolExecutor(max_workers=QUESTION_WORKERS, thread_name_prefix="kb-question")
 
 
-def _new_pool() -> None:  # a forked child (a server worker) has none of its parent's threads
+def _new_pool() -> None:
     global _POOL
     _POOL = ThreadPoolExecutor(max_workers=QUESTION_WORKERS, thread_name_prefix="kb-question")
 
 
-os.register_at_fork(after_in_child=_new_pool)
+_new_pool()
+os.register_at_fork(after_in_child=_new_pool)  # a forked child (a server worker) has none of its parent's threads
 
 
 class PendingVector:
@@ -44,9 +43,7 @@ class PendingVector:
         if hasattr(encoder, "question_job"):  # the Python part here, the rest (no GIL) in the worker
             running = threading.Event()
             job = encoder.question_job(text, self._stop, running.set)
-        elif "stop" in inspect.signature(encoder.encode_queries).parameters:
-            job = partial(encoder.encode_queries, [text], stop=self._stop)
-        else:
+        else:  # another encoder (USE, sentence-transformers) runs whole in the worker
             job = partial(encoder.encode_queries, [text])
         self._future = _POOL.submit(self._encode, job)
         if running is not None:
@@ -99,7 +96,7 @@ class DenseChannel:
             return out
         vec = vector if vector is not None else self.encoder.encode_queries([text])
         k = min(n, max(candidates, 1))
-        sims, ids = ann.search(self.index.faiss, np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1), k, _POOL)
+        sims, ids = ann.search(self.index.faiss, vec, k, _POOL)
         rows = self.index.rows_for_chunk_ids(ids[0])
         ok = rows >= 0
         out[rows[ok]] = sims[0][ok]
