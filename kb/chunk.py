@@ -1,8 +1,10 @@
-"""Clause-aware chunks: a short clause is one chunk, a long one is split at sentence ends.
+"""Clause-aware chunks: a short clause is one chunk, a long one is split at sentence ends, and a
+clause that lists items (（一）…（二）…, 一是…二是…) is split at its items.
 
 Chunk spans partition each clause's span, so every character of a document is in
 exactly one chunk, in order. What gets indexed carries the document title and
-the clause's heading path.
+the clause's heading path; an item also carries the clause's lead-in (对下列企业给予税收优惠：),
+so "（一）吸纳失业人员的企业" is found as what it is: one case of the rule.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import re
 from kb.text import nfkc
 from kb.types import Chunk, Clause, Document
 
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 MAX_CHUNK_CHARS = 320
+LEAD_CHARS = 80  # the end of an item's lead-in read with it (the words just before the list: 对下列…：)
+# an item marker where a list can start: at the clause start, a line start or after ：；。 (not 第（一）项,
+# a reference); numbered 一, 二, 三 … in order
+_ITEM_RE = re.compile(r"(?:^|(?<=[\n：:；;。]))[ \t\u3000]*(?:[（(]([一二三四五六七八九十]{1,3})[）)]|([一二三四五六七八九十]{1,3})是)")
+_CN_NUM = "一二三四五六七八九十"
 _SENTENCE_END_RE = re.compile(r"[。！？!?；;]+[”’」』）)]*|\n+")
 
 
@@ -40,6 +47,32 @@ def _split_points(text: str, max_chars: int) -> list[int]:
     return sorted({c for c in cuts if 0 < c < len(text)})
 
 
+def _cn_number(text: str) -> int:
+    """Return the value of a Chinese numeral up to 99 (一 1, 十 10, 十二 12, 二十 20), 0 when it is not one."""
+    if not text or any(c not in _CN_NUM for c in text):
+        return 0
+    if "十" not in text:
+        return _CN_NUM.index(text) + 1 if len(text) == 1 else 0
+    tens, _, ones = text.partition("十")
+    value = (_CN_NUM.index(tens) + 1 if tens else 1) * 10 + (_CN_NUM.index(ones) + 1 if ones else 0)
+    return value if len(tens) <= 1 and len(ones) <= 1 else 0
+
+
+def item_starts(text: str) -> list[int]:
+    """Return where the items of a list in `text` start (（一）（二）… or 一是 二是 …, one kind, numbered 1, 2,
+    3 … in order), or [] when the text does not list at least two."""
+    best: list[int] = []
+    for kind in (1, 2):
+        starts, want = [], 1
+        for m in _ITEM_RE.finditer(text):
+            if m.group(kind) and _cn_number(m.group(kind)) == want:
+                starts.append(m.start() + len(m.group(0)) - len(m.group(0).lstrip(" \t\u3000")))
+                want += 1
+        if len(starts) >= 2 and len(starts) > len(best):
+            best = starts
+    return best
+
+
 def _compact(text: str) -> str:
     return "".join(nfkc(text).split())
 
@@ -50,12 +83,13 @@ def is_title_line(doc: Document, clause: Clause) -> bool:
     return clause.kind == "paragraph" and not clause.path and len(text) >= 2 and text in _compact(doc.title)
 
 
-def index_text_for(doc: Document, clause: Clause, piece: str) -> str:
-    """Return what is indexed for a chunk: title, heading path, then the text itself ('' for a title line)."""
+def index_text_for(doc: Document, clause: Clause, piece: str, context: str = "") -> str:
+    """Return what is indexed for a chunk: title, heading path, an item's lead-in, then the text itself
+    ('' for a title line)."""
     if is_title_line(doc, clause):
         return ""
-    path = " ".join(p for p in clause.path if p and p not in piece)
-    return f"{doc.title}\n{path}\n{piece}".strip()
+    path = " ".join(p for p in clause.path if p and p not in piece and p not in context)
+    return f"{doc.title}\n{path}\n{context}\n{piece}".strip() if context else f"{doc.title}\n{path}\n{piece}".strip()
 
 
 def chunk_document(doc: Document, clauses: list[Clause], max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
@@ -63,12 +97,16 @@ def chunk_document(doc: Document, clauses: list[Clause], max_chars: int = MAX_CH
     chunks: list[Chunk] = []
     for clause in clauses:
         span = doc.body[clause.start:clause.end]
-        bounds = [0] + _split_points(span, max_chars) + [len(span)]
+        items = item_starts(span)
+        parts = list(zip([0] + items, items + [len(span)])) if items else [(0, len(span))]
+        bounds = sorted({0, len(span), *items, *(a + c for a, b in parts for c in _split_points(span[a:b], max_chars))})
+        lead = span[:items[0]].strip()[-LEAD_CHARS:] if items and LEAD_CHARS > 0 else ""
         for a, b in zip(bounds, bounds[1:]):
             if b <= a:
                 continue
             piece = span[a:b]
             start = clause.start + a
+            context = lead if items and a >= items[0] else ""
             chunks.append(Chunk(
                 chunk_id=chunk_id_for(doc.doc_id, clause.clause_id, start, piece),
                 doc_id=doc.doc_id,
@@ -77,6 +115,7 @@ def chunk_document(doc: Document, clauses: list[Clause], max_chars: int = MAX_CH
                 start=start,
                 end=clause.start + b,
                 text=piece,
-                index_text=index_text_for(doc, clause, piece.strip()),
+                index_text=index_text_for(doc, clause, piece.strip(), context),
+                context=context,
             ))
     return chunks

@@ -370,9 +370,9 @@ def _passages(docs: list[Document], all_clauses: list[tuple[int, Clause]],
 
 
 def _dense_text(doc: Document, clause: Clause, chunk: Chunk) -> str:
-    """What the encoder sees: the clause heading (context) and the chunk text, without the long title."""
-    head = clause.path[-1] if clause.path and clause.path[-1] not in chunk.text else ""
-    return f"{head} {chunk.text.strip()}".strip()
+    """What the encoder sees: the clause heading, an item's lead-in and the chunk text, without the long title."""
+    head = clause.path[-1] if clause.path and clause.path[-1] not in chunk.text + chunk.context else ""
+    return " ".join(x for x in (head, chunk.context, chunk.text.strip()) if x)
 
 
 def _library_versions() -> dict[str, str]:

@@ -22,6 +22,9 @@ SEGMENTER_VERSION = "2"
 
 _KEEP_RE = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff%.]+")
 _CJK_OR_ALNUM = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff]")
+# the A-not-A question form (能不能, 是不是, 可不可以, 需不需要): one token, whatever jieba's dictionary
+# joins across it (能不能自己 would be 能 + 不能自己, 能不能不 能 + 不能不)
+_A_NOT_A = re.compile(r"([\u3400-\u9fff])不\1")
 
 
 normalize = fold  # NFKC + lower case (kb/text.py); the name the segmenting stages use
@@ -99,9 +102,22 @@ class Segmenter:
         税交多了, 招人时); those are re-cut without it (税/交/多, 招人/时). The tokens still join
         back to the text. The index is not affected (its words come from `words`).
         """
+        text = normalize(text)
+        out: list[str] = []
+        last = 0
+        for m in _A_NOT_A.finditer(text):  # the text around an A-not-A form is cut on its own
+            out.extend(self._cut_everyday(text[last:m.start()]))
+            out.append(m.group(0))
+            last = m.end()
+        out.extend(self._cut_everyday(text[last:]))
+        return out
+
+    def _cut_everyday(self, text: str) -> list[str]:
+        if not text:
+            return []
         tok = self._get()
         out: list[str] = []
-        for t in tok.lcut(normalize(text), HMM=True):
+        for t in tok.lcut(text, HMM=True):
             if len(t) >= 2 and not tok.FREQ.get(t) and _CJK_OR_ALNUM.search(t) and not t.isascii():
                 parts = tok.lcut(t, HMM=False)
                 if len(parts) > 1:

@@ -78,6 +78,7 @@ class Chunk:
     end: int
     text: str  # body[start:end] exactly
     index_text: str  # what is indexed: title and heading path prepended
+    context: str = ""  # an item's lead-in (the clause text before its first item), read with it; not stored
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,28 @@ def test_lexical_channel_over_a_real_bm25s_model():
     assert scores[0] > 0 and scores[1] == 0 and 0 < scores[2]
 
 
+def test_a_not_a_question_form_stays_one_frame_whatever_the_dictionary_joins_across_it():
+    # made-up questions: jieba's dictionary has 不能自己 and 不能不, so 能不能自己 / 能不能不 came out as
+    # 能 + 不能自己 / 能 + 不能不, and the frame 能不能 was never found; 可不可以 and 需不需要 still match as runs
+    from kb.retrieval.analysis import Analyser
+    from kb.segment import Segmenter
+
+    seg = Segmenter()
+    assert "不能自己" in seg.cut("小厂能不能自己定标准")
+    for text, frame, content in (("小厂能不能自己定标准", "能不能", {"自己", "标准"}),
+                                 ("协会硬拉我们入会能不能不加", "能不能", {"协会", "入会"}),
+                                 ("个体户可不可以开发票", "可不可以", {"个体户", "开发票"}),
+                                 ("新厂需不需要办环评", "需不需要", {"环评"})):
+        tokens = seg.cut_question(text)
+        assert "".join(tokens) == text
+        q = Analyser(seg).analyse(text)
+        roles = {w.text: w.role for w in q.words}
+        assert roles.get(frame) == "frame", (text, roles)
+        assert content <= {w.text for w in q.words if w.role == "content"}, (text, roles)
+        assert not any("不" in w.text and w.role == "content" for w in q.words), (text, roles)
+    assert seg.cut_question("防不胜防") == ["防不胜防"]  # no A-not-A form (胜 is not 防)
+
+
 def test_question_words_jieba_makes_up_are_recut_and_one_character_bridge_words_count():
     # "上个月税交多了可以退吗" (made up): the HMM glues 税交多 into one made-up word; re-cut, 税 and 退 are content words
     # (the bridge knows them) and bring their corpus terms; 多, 了, 吗 stay stop words
