@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from kb.text import nfkc
+from kb.text import chinese_number, nfkc
 from kb.types import Chunk, Clause, Document
 
 CHUNKER_VERSION = "4"
@@ -21,7 +21,6 @@ LEAD_CHARS = 80  # the end of an item's lead-in read with it (the words just bef
 # an item marker where a list can start: at the clause start, a line start or after ：；。 (not 第（一）项,
 # a reference); numbered 一, 二, 三 … in order
 _ITEM_RE = re.compile(r"(?:^|(?<=[\n：:；;。]))[ \t\u3000]*(?:[（(]([一二三四五六七八九十]{1,3})[）)]|([一二三四五六七八九十]{1,3})是)")
-_CN_NUM = "一二三四五六七八九十"
 _SENTENCE_END_RE = re.compile(r"[。！？!?；;]+[”’」』）)]*|\n+")
 
 
@@ -47,30 +46,16 @@ def _split_points(text: str, max_chars: int) -> list[int]:
     return sorted({c for c in cuts if 0 < c < len(text)})
 
 
-def _cn_number(text: str) -> int:
-    """Return the value of a Chinese numeral up to 99 (一 1, 十 10, 十二 12, 二十 20), 0 when it is not one."""
-    if not text or any(c not in _CN_NUM for c in text):
-        return 0
-    if "十" not in text:
-        return _CN_NUM.index(text) + 1 if len(text) == 1 else 0
-    tens, _, ones = text.partition("十")
-    value = (_CN_NUM.index(tens) + 1 if tens else 1) * 10 + (_CN_NUM.index(ones) + 1 if ones else 0)
-    return value if len(tens) <= 1 and len(ones) <= 1 else 0
-
-
 def item_starts(text: str) -> list[int]:
     """Return where the items of a list in `text` start (（一）（二）… or 一是 二是 …, one kind, numbered 1, 2,
     3 … in order), or [] when the text does not list at least two."""
-    best: list[int] = []
-    for kind in (1, 2):
-        starts, want = [], 1
-        for m in _ITEM_RE.finditer(text):
-            if m.group(kind) and _cn_number(m.group(kind)) == want:
-                starts.append(m.start() + len(m.group(0)) - len(m.group(0).lstrip(" \t\u3000")))
-                want += 1
-        if len(starts) >= 2 and len(starts) > len(best):
-            best = starts
-    return best
+    starts: dict[int, list[int]] = {1: [], 2: []}  # regex group of the marker kind -> its items
+    for m in _ITEM_RE.finditer(text):
+        kind = 1 if m.group(1) else 2
+        if chinese_number(m.group(kind)) == len(starts[kind]) + 1:
+            starts[kind].append(m.end() - len(m.group(0).lstrip(" \t\u3000")))
+    best = max(starts[1], starts[2], key=len)  # the parenthesised kind on a tie
+    return best if len(best) >= 2 else []
 
 
 def _compact(text: str) -> str:
@@ -89,7 +74,8 @@ def index_text_for(doc: Document, clause: Clause, piece: str, context: str = "")
     if is_title_line(doc, clause):
         return ""
     path = " ".join(p for p in clause.path if p and p not in piece and p not in context)
-    return f"{doc.title}\n{path}\n{context}\n{piece}".strip() if context else f"{doc.title}\n{path}\n{piece}".strip()
+    lead_in = f"{context}\n" if context else ""
+    return f"{doc.title}\n{path}\n{lead_in}{piece}".strip()
 
 
 def chunk_document(doc: Document, clauses: list[Clause], max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:

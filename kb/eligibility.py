@@ -289,6 +289,7 @@ class _MatchTable:
         self.rows = np.array([e.row for e in entries], dtype=np.int64)
         roles = [e.annotation.get("role", "task") for e in entries]
         self.support = np.array([i for i, role in enumerate(roles) if role == "support"], dtype=np.int64)
+        self.support_rows = self.rows[self.support]
         by_kind: dict[str, list[int]] = {}
         for i, (e, role) in enumerate(zip(entries, roles)):
             if role != "background":
@@ -304,7 +305,7 @@ class _MatchTable:
     def candidates(self, kind: str, rel: np.ndarray) -> list[_Entry]:
         """Entries (not background) tagged with `kind`, or support clauses whose relevance `rel` (per clause
         row) reaches RETRIEVAL_ONLY_FLOOR; in table order."""
-        rows = self.rows[self.support]
+        rows = self.support_rows
         inside = rows < len(rel)
         relevant = self.support[inside][rel[rows[inside]] >= RETRIEVAL_ONLY_FLOOR]
         chosen = np.union1d(self.tagged.get(kind, np.zeros(0, dtype=np.int64)), relevant)
