@@ -287,3 +287,21 @@ def test_our_bm25_build_gives_bm25s_scores(tmp_path):
                 continue  # bm25s lists "" without a column when no row is empty
             assert a.rows_with(token).tolist() == b.rows_with(token).tolist(), token
             np.testing.assert_allclose(a.scores({token: 1.0}), b.scores({token: 1.0}), rtol=1e-6, atol=1e-7)
+
+
+def test_longer_everyday_forms_weigh_more_but_never_above_the_users_words():
+    # made-up pairs of equal weight: a four-character form is surer than a two-character one
+    vocab = Vocabulary([BridgeTerm("请客吃饭", "业务招待费", 0.5, "colloquial:manual"),
+                        BridgeTerm("欠款", "拖欠", 0.5, "colloquial:manual")], {}, frozenset())
+    analyser = Analyser(shared_segmenter(), vocab)
+
+    def weights(tuning):
+        q = analyser.analyse("请客吃饭的欠款", tuning=tuning)
+        return {e.term: e.weight for e in q.expansions if e.provenance == "colloquial:manual"}
+
+    flat = weights(Tuning(bridge_long_form_boost=0.0))
+    assert flat["业务招待费"] == flat["拖欠"] == pytest.approx(0.3 * 0.5)
+    boosted = weights(Tuning(bridge_long_form_boost=2.0))
+    assert boosted["拖欠"] == pytest.approx(0.3 * 0.5)  # two characters: no boost
+    assert boosted["业务招待费"] == pytest.approx(0.3 * 0.5 * 3)  # four characters: x (1 + 2 * 2 / 2)
+    assert weights(Tuning(bridge_long_form_boost=100.0))["业务招待费"] == 1.0  # capped at the user's words' weight

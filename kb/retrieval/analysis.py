@@ -136,7 +136,8 @@ class Analyser:
         if expand and tuning.bridge_weight > 0 and self.vocab:
             seen = {e.term: i for i, e in enumerate(expansions)}
             for p in self.vocab.find_forms(tokens, norm, set(frame_at)):
-                weight = round(tuning.bridge_weight * p.weight, 4)
+                boost = 1 + tuning.bridge_long_form_boost * max(0, len(p.form) - 2) / 2
+                weight = round(min(1.0, tuning.bridge_weight * p.weight * boost), 4)
                 if p.term in seen:
                     i = seen[p.term]
                     if expansions[i].weight < weight:

@@ -64,10 +64,11 @@ class Vocabulary:
         self._long_forms = tuple(sorted((f for f in by_form if len(f) >= INSIDE_MIN), key=len, reverse=True))
         self._longest = max((len(f) for f in self._long_forms), default=0)
         self._long_rank = {f: i for i, f in enumerate(self._long_forms)}
-        self._by_first: dict[str, list[str]] = {}
+        # gapped forms by their first two characters (the second may follow one inserted character), longest first
+        self._by_first2: dict[str, list[str]] = {}
         for f in self._long_forms:
             if len(f) >= GAPPED_MIN:
-                self._by_first.setdefault(f[0], []).append(f)
+                self._by_first2.setdefault(f[:2], []).append(f)
         self._by_term = {t: tuple(sorted(f.items())) for t, f in by_term.items()}
         # the words this knowledge base is about: the term inventory (given by the caller), the
         # bridge's terms and their abbreviations (民企, 高企); not colloquial forms (医院 -> 事业单位)
@@ -119,7 +120,9 @@ class Vocabulary:
         some of theirs (请客吃饭 in 请客户吃饭, 不用交税 in 不用交个税): everyday speech inserts words."""
         out = []
         for i, ch in enumerate(text):
-            for form in self._by_first.get(ch, ()):
+            after = {ch + text[i + 1:i + 2], ch + text[i + 2:i + 3]}  # the second character, next or one further
+            forms = [f for pair in after for f in self._by_first2.get(pair, ())]
+            for form in sorted(forms, key=self._long_rank.__getitem__) if len(after) > 1 else forms:
                 if form not in text and _gapped_at(form, text, i):
                     out.append(form)
         return out
