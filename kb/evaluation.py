@@ -56,6 +56,21 @@ def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) 
     }
 
 
+def pooled(results: list[dict]) -> dict:
+    """Return the figures of several evaluate() results taken as one set of questions (ranks pooled)."""
+    ranks = [r for m in results for r in m["ranks"]]
+    n = len(ranks) or 1
+    return {
+        "n": len(ranks),
+        "hit@1": sum(1 for r in ranks if r == 1) / n,
+        "hit@5": sum(1 for r in ranks if r and r <= 5) / n,
+        "mrr@10": sum(1 / r for r in ranks if r and r <= 10) / n,
+        "refused": sum(m["refused"] for m in results),
+        "low": sum(m["low"] for m in results),
+        "ranks": ranks,
+    }
+
+
 def refusal_rate(searcher: Searcher, questions: list[dict], options: SearchOptions) -> float:
     """Return the share of questions that get no result at all."""
     if not questions:

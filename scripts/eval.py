@@ -33,7 +33,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from kb.embed import DEFAULT_MODEL, load_encoder
-from kb.evaluation import evaluate, load_gold, refusal_rate
+from kb.evaluation import evaluate, load_gold, pooled, refusal_rate
 from kb.index import IndexHandle, build_index
 from kb.search import SearchOptions, Searcher, with_tuning
 from kb.segment import Segmenter
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     base = SearchOptions(mode="hybrid")
     rows = [(name, evaluate(searcher, qs, base)) for name, qs in parts]
     print()
-    table(rows)
+    table(rows + held_out_pool(rows))
     if nonsense:
         print(f"\nnonsense/off-topic ({len(nonsense)} questions): refused {refusal_rate(searcher, nonsense, base):.2f}")
     for mode in ("lexical", "dense"):
@@ -179,6 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def held_out_pool(rows: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Return one row pooling the enterprise-voice questions of every held-out file given with --gold
+    (a file with no voice field counts whole), or nothing when there is none."""
+    chosen = []
+    for name, m in rows:
+        stem, _, part = name.rpartition(" ")
+        if not stem.startswith("heldout"):
+            continue
+        has_voices = any(other.startswith(stem + " ") and not other.endswith(" all") for other, _ in rows)
+        if part == "enterprise" or (part == "all" and not has_voices):
+            chosen.append(m)
+    return [(f"held-out enterprise pooled ({len(chosen)} parts)", pooled(chosen))] if chosen else []
+
+
 def timings(searcher: Searcher, questions: list[dict]) -> None:
     """Print question-analysis and whole-search latency percentiles over the gold questions."""
     analyse = getattr(searcher, "analyse", None) or searcher.understand
@@ -196,6 +210,7 @@ def timings(searcher: Searcher, questions: list[dict]) -> None:
 ABLATIONS = [
     ("shipped hybrid", {}, {}),
     ("- bridge query expansion", {}, {"bridge_weight": 0.0}),
+    ("- longer everyday forms weigh more", {}, {"bridge_long_form_boost": 0.0}),
     ("- index-side expansion", {}, {"index_bridge_weight": 0.0}),
     ("- document channel (titles)", {}, {"doc_channel_weight": 0.0}),
     ("+ document coverage prior (0.5)", {}, {"doc_coverage_weight": 0.5}),
