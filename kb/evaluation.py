@@ -44,6 +44,16 @@ def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) 
         ranks.append(rank_of(result, q["gold"], q.get("title", "")))
         refused += not result.hits
         low += bool(result.hits) and getattr(result, "confidence", "high") == "low"
+    return _figures(ranks, refused, low)
+
+
+def pooled(results: list[dict]) -> dict:
+    """Return the figures of several evaluate() results taken as one set of questions (ranks pooled)."""
+    return _figures([r for m in results for r in m["ranks"]], sum(m["refused"] for m in results),
+                    sum(m["low"] for m in results))
+
+
+def _figures(ranks: list[int | None], refused: int, low: int) -> dict:
     n = len(ranks) or 1
     return {
         "n": len(ranks),
@@ -52,21 +62,6 @@ def evaluate(searcher: Searcher, questions: list[dict], options: SearchOptions) 
         "mrr@10": sum(1 / r for r in ranks if r and r <= 10) / n,
         "refused": refused,
         "low": low,
-        "ranks": ranks,
-    }
-
-
-def pooled(results: list[dict]) -> dict:
-    """Return the figures of several evaluate() results taken as one set of questions (ranks pooled)."""
-    ranks = [r for m in results for r in m["ranks"]]
-    n = len(ranks) or 1
-    return {
-        "n": len(ranks),
-        "hit@1": sum(1 for r in ranks if r == 1) / n,
-        "hit@5": sum(1 for r in ranks if r and r <= 5) / n,
-        "mrr@10": sum(1 / r for r in ranks if r and r <= 10) / n,
-        "refused": sum(m["refused"] for m in results),
-        "low": sum(m["low"] for m in results),
         "ranks": ranks,
     }
 
