@@ -5,12 +5,12 @@ ranking is computed here."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from kb.corpus import read_corpus
+from kb.evaluation import load_gold
 from kb.text import nfkc
 from conftest import CORPUS, SHARED, shared_available
 
@@ -33,18 +33,15 @@ def report_bodies() -> list[str]:
 @pytest.mark.parametrize("path", GOLD_FILES, ids=lambda p: p.name)
 def test_every_gold_string_is_in_the_named_document(path, bodies, report_bodies):
     missing = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        q = json.loads(line)
-        assert q["query"].strip() and q["gold"], f"{path.name}:{n}: a question needs a query and gold strings"
+    for n, q in enumerate(load_gold(path), start=1):
+        assert q["query"].strip() and q["gold"], f"{path.name}: question {n} needs a query and gold strings"
         title = nfkc(q.get("title", ""))
         texts = [body for t, body in bodies if title in t]
-        assert texts, f"{path.name}:{n}: no document of corpus/ is titled like {q.get('title')!r}"
+        assert texts, f"{path.name}: question {n}: no document of corpus/ is titled like {q.get('title')!r}"
         if not title:
             if not report_bodies:
                 continue  # possibly about the reports, which are absent here
             texts = texts + report_bodies
         if not any(nfkc(g) in body for g in q["gold"] for body in texts):
             missing.append(n)
-    assert not missing, f"{path.name}: lines {missing} have no gold string in the named document"
+    assert not missing, f"{path.name}: questions {missing} have no gold string in the named document"

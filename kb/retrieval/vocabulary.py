@@ -120,9 +120,8 @@ class Vocabulary:
         some of theirs (请客吃饭 in 请客户吃饭, 不用交税 in 不用交个税): everyday speech inserts words."""
         out = []
         for i, ch in enumerate(text):
-            after = {ch + text[i + 1:i + 2], ch + text[i + 2:i + 3]}  # the second character, next or one further
-            forms = [f for pair in after for f in self._by_first2.get(pair, ())]
-            for form in sorted(forms, key=self._long_rank.__getitem__) if len(after) > 1 else forms:
+            pairs = {ch + text[i + 1:i + 2], ch + text[i + 2:i + 3]}  # the second character, next or one further
+            for form in sorted((f for pair in pairs for f in self._by_first2.get(pair, ())), key=self._long_rank.__getitem__):
                 if form not in text and _gapped_at(form, text, i):
                     out.append(form)
         return out
