@@ -93,6 +93,8 @@ def _build(settings: Settings, force: bool, quiet: bool) -> None:
     click.echo(
         f"built {report.build_name}: {report.documents} documents, {report.clauses} clauses, {report.chunks} chunks; "
         f"embedded {report.embedded} new passages in {report.seconds:.1f}s"
+        + (f"; {report.situations} everyday situations ({report.embedded_situations} embedded now)"
+           if report.situations else "")
     )
     if report.changed_documents:
         shown = ", ".join(report.changed_documents[:8]) + (" …" if len(report.changed_documents) > 8 else "")

@@ -354,11 +354,12 @@ class E5Model:
         total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-6)
         return total.astype(np.float32)
 
-    def embed(self, texts: Sequence[str], query: bool, stop=None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], query: bool, stop=None, threads: int | None = None) -> np.ndarray:
         """Return L2-normalised vectors, shape (len(texts), H); windows of like length run together.
 
-        `stop` (kb.embed.Stop): when stopped, the run ends at the next operator and EncodingStopped is raised."""
-        session = self._session(QUESTION_THREADS if query else (os.cpu_count() or 1))
+        `stop` (kb.embed.Stop): when stopped, the run ends at the next operator and EncodingStopped is raised.
+        `threads`: onnxruntime's threads (default: one for questions, every core for passages)."""
+        session = self._session(threads or (QUESTION_THREADS if query else (os.cpu_count() or 1)))
         run_options = self._run_options(stop)
         prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
         windows = [(i, w) for i, text in enumerate(texts) for w in self.windows(text, prefix)]

@@ -33,6 +33,8 @@ from kb.corpus import read_corpus
 from kb.embed import EmbeddingCache, Encoder, load_shipped, text_key
 from kb.retrieval.lexical import save_bm25
 from kb.retrieval.slots import SLOTS_VERSION, slot_bits
+from kb.retrieval.situations import FOLDER as SITUATIONS_FOLDER
+from kb.retrieval.situations import SituationField, follow_versions, locate, save_field, situations
 from kb.retrieval.vocabulary import INDEX_FORM_MIN_WEIGHT, everyday_tokens, vocabulary
 from kb.segment import Segmenter, bigrams, compact
 from kb.structure import STRUCTURE_VERSION, clause_marker, parse_clauses
@@ -69,7 +71,9 @@ class BuildReport:
     documents: int = 0
     clauses: int = 0
     chunks: int = 0
-    embedded: int = 0
+    embedded: int = 0  # passages the encoder read in this build (the rest came from the cache or the corpus)
+    situations: int = 0  # everyday situations placed in the build (kb/retrieval/situations.py)
+    embedded_situations: int = 0  # ... of which the encoder read now
     changed_documents: list[str] = field(default_factory=list)
     removed_documents: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -219,8 +223,10 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     docs = read_corpus([Path(p) for p in corpus_dirs])
     encoder_id = encoder.model_id if encoder is not None else "none"
     vocab = vocabulary()
+    table = situations()
     fingerprint = corpus_fingerprint(docs, encoder_id, segmenter.version + "/" + annotator_version + "/versions"
-                                     + VERSIONS_VERSION + "/" + vocab.version + "/slots" + SLOTS_VERSION)
+                                     + VERSIONS_VERSION + "/" + vocab.version + "/slots" + SLOTS_VERSION
+                                     + "/situations" + table.version)
     current = read_current(index_dir)
     previous: dict = {}
     if current and (builds / current / "manifest.json").is_file():
@@ -235,6 +241,7 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     removed = sorted(set(prev_hashes) - {d.doc_id for d in docs})
 
     all_clauses, all_chunks = _parse_corpus(docs, report_progress)
+    versions = derive_versions(docs)
 
     name = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     tmp = index_dir / BUILDS_DIR / f"{TMP_PREFIX}{name}"
@@ -256,6 +263,12 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         # index-side expansion: each chunk also under the everyday forms of its terms (from its words)
         everyday = derived.token_lists(f"bridge/{vocab.version}/{INDEX_FORM_MIN_WEIGHT}/{segmenter.version}", keys,
                                        lambda i: everyday_tokens(vocab, words[i])) if vocab else []
+        # everyday situations of the corpus's articles (kb/retrieval/situations.py): their words
+        clause_ids = [(docs[d].doc_id, c) for d, c in all_clauses]
+        situation_rows, situation_texts = follow_versions(*locate(table, clause_ids), clause_ids,
+                                                          {d.doc_id: d for d in docs}, versions)
+        situation_words = derived.token_lists(segmenter.version, [text_key(t) for t in situation_texts],
+                                              lambda i: segmenter.words(situation_texts[i]))
 
         def annotation(i: int) -> str:
             doc_row, clause = all_clauses[i]
@@ -277,7 +290,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     # the kinds of value each chunk's own text states (a time limit, an amount): kb/retrieval/slots.py
     np.save(tmp / "slots.npy", slot_bits([ch.text for _, _, ch in all_chunks]))
 
-    embedded = 0
+    embedded = embedded_situations = 0
+    situation_vectors = None
     if encoder is not None:
         import faiss
 
@@ -295,15 +309,32 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
                 state["done"] += n
                 report_progress("embed", state["done"], state["total"])
 
+            shipped = load_shipped(corpus_dirs, encoder)
             vectors = emb_cache.embed(encoder, _passages(docs, all_clauses, all_chunks), progress=emb_progress,
-                                      on_missing=on_missing, shipped=load_shipped(corpus_dirs, encoder))
+                                      on_missing=on_missing, shipped=shipped)
             # chunks with nothing to index (a body line repeating the title) get a zero vector: never found
             vectors[np.array([not ch.index_text for _, _, ch in all_chunks], dtype=bool)] = 0.0
+            if situation_texts:  # read as questions: a question is compared with them
+
+                def situations_missing(n: int) -> None:
+                    nonlocal embedded_situations
+                    embedded_situations = n
+                    state["done"], state["total"] = 0, n
+                    report_progress("embed situations", 0, n)
+
+                def situations_progress(n: int) -> None:
+                    state["done"] += n
+                    report_progress("embed situations", state["done"], state["total"])
+
+                situation_vectors = emb_cache.embed(encoder, situation_texts, progress=situations_progress,
+                                                    on_missing=situations_missing, shipped=shipped, questions=True)
         finally:
             emb_cache.close()
         ann = build_ann(vectors, np.array([ch.chunk_id for _, _, ch in all_chunks], dtype=np.int64), encoder.dim)
         faiss.write_index(ann, str(tmp / "vectors.faiss"))
 
+    if situation_texts:
+        save_field(tmp / SITUATIONS_FOLDER, situation_rows, situation_texts, situation_words, situation_vectors)
     _write_store(tmp / "store.sqlite", docs, all_clauses, all_chunks, annotations)
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -314,14 +345,16 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
         "segmenter_version": segmenter.version,
         "annotator_version": annotator_version,
         "bridge_version": vocab.version,
+        "situations_version": table.version,
         "corpus_dirs": [os.fspath(Path(p).resolve()) for p in corpus_dirs],
         "documents": {d.doc_id: d.content_hash for d in docs},
-        "counts": {"documents": len(docs), "clauses": len(all_clauses), "chunks": len(all_chunks)},
+        "counts": {"documents": len(docs), "clauses": len(all_clauses), "chunks": len(all_chunks),
+                   "situations": len(situation_texts)},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(time.perf_counter() - t0, 3),
         "versions": _library_versions(),
     }
-    manifest["derived_versions"] = derive_versions(docs).to_json()
+    manifest["derived_versions"] = versions.to_json()
     _write_atomic(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     for f in tmp.rglob("*"):
         if f.is_file():
@@ -334,7 +367,8 @@ def _build_locked(corpus_dirs, index_dir: Path, encoder, segmenter, force, progr
     _prune_builds(index_dir, keep={name, current} - {None})
     return BuildReport(
         build_name=name, up_to_date=False, documents=len(docs), clauses=len(all_clauses),
-        chunks=len(all_chunks), embedded=embedded, changed_documents=changed,
+        chunks=len(all_chunks), embedded=embedded, situations=len(situation_texts),
+        embedded_situations=embedded_situations, changed_documents=changed,
         removed_documents=removed, seconds=time.perf_counter() - t0,
     )
 
@@ -361,6 +395,14 @@ def passage_texts(corpus_dirs: list[Path]) -> list[str]:
     docs = read_corpus([Path(p) for p in corpus_dirs])
     all_clauses, all_chunks = _parse_corpus(docs, lambda stage, done, total: None)
     return _passages(docs, all_clauses, all_chunks)
+
+
+def placed_situations(corpus_dirs: list[Path]) -> list[str]:
+    """Return the everyday situations a build of these corpora places (read as questions; shipped beside the
+    corpus by scripts/ship_vectors.py too)."""
+    docs = read_corpus([Path(p) for p in corpus_dirs])
+    all_clauses, _ = _parse_corpus(docs, lambda stage, done, total: None)
+    return locate(situations(), [(docs[d].doc_id, c) for d, c in all_clauses])[1]
 
 
 def _passages(docs: list[Document], all_clauses: list[tuple[int, Clause]],
@@ -503,6 +545,8 @@ class KnowledgeIndex:
         self.n_clauses = int(db.execute("SELECT COUNT(*) FROM clauses").fetchone()[0])
         clause_doc = db.execute("SELECT doc_row FROM clauses ORDER BY row").fetchall()
         self.clause_doc = np.array([r[0] for r in clause_doc], dtype=np.int32)
+        # everyday situations of the articles; None in builds made before them (or with none to place)
+        self.situations = SituationField.load(self.build_dir / SITUATIONS_FOLDER, self.n_clauses, mmap)
         # Every non-empty heading in one string, "\n" around each (compact() text has no
         # whitespace), so a heading lookup is a C-speed str.find, not a scan of the table.
         heads = db.execute("SELECT row, heading_norm FROM clauses WHERE heading_norm != '' ORDER BY row").fetchall()

@@ -31,12 +31,17 @@ def to_text(data: dict) -> str:
 
 # --- search ----------------------------------------------------------------------------------------
 
+SITUATION_NOTE = "与您的提问相近的情境（检索用的描述，不是政策原文）"
+
+
 def hit_to_json(hit: Hit, validity=None) -> dict:
     """Return one result in the contract shape of DESIGN.md (plus validity when a function is given)."""
     doc = hit.doc
     extra = {}
     if validity is not None:
         extra["validity"] = validity(doc).to_json()
+    if hit.situation:  # why a clause without the question's words is here; matching data, not policy text
+        extra["situation"] = {"text": hit.situation, "note": SITUATION_NOTE}
     if hit.also_in:  # outdated versions of the same article, folded into this one (kb.versions.fold_versions)
         extra["also_in"] = [{"doc_id": d.doc_id, "title": d.title, "clause_id": c.clause_id,
                              "url": f"/doc/{d.doc_id}#{c.clause_id}",
@@ -87,6 +92,8 @@ def search_text(query: str, result: SearchResult, validity) -> str:
             lines.append("    " + " · ".join(meta))
         for line in hit.clause.text.splitlines():
             lines.append("    " + line)
+        if hit.situation:
+            lines.append(f"    {SITUATION_NOTE}：{hit.situation}")
         for d, c in hit.also_in:
             when = f"（{d.get('published')}）" if d.get("published") else ""
             lines.append(f"    同文亦见于 (same text in): {d.title}{when} · {validity(d).label} -> /doc/{d.doc_id}#{c.clause_id}")

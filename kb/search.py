@@ -25,8 +25,9 @@ from kb.retrieval.dense import DenseChannel, PendingVector
 from kb.retrieval.documents import DocumentStage, Filters
 from kb.retrieval.exact import exact_rows
 from kb.retrieval.fusion import (DEFAULT_TUNING, USE_SCALE, Tuning, best_chunk_per_clause, combine, for_encoder,
-                                 fuse_lexical, top_rows)
+                                 fuse_lexical, fuse_situations, top_rows)
 from kb.retrieval.lexical import LexicalChannel
+from kb.retrieval.situations import SituationMatch
 from kb.retrieval.slots import slot_mask
 from kb.segment import Segmenter
 from kb.text import nfkc  # noqa: F401  (kb.evaluation and scripts read it from here)
@@ -38,6 +39,9 @@ __all__ = ["DEFAULT_TUNING", "Filters", "MAX_K", "MAX_QUERY_CHARS", "QueryError"
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
+# a hit shows the everyday situation that matched it best when that situation adds at least this much (a
+# full lexical match adds Tuning.situation_weight, 0.3): the reader sees why a clause without their words is there
+SHOW_SITUATION_MIN = 0.15
 VERSION_SLACK = 10  # extra candidates: the version in force can move up past an outdated one, which may fold into it
 
 
@@ -178,6 +182,27 @@ class Searcher:
         top = float(scores.max()) if scores.size else 0.0
         return scores / top if top > 0 else scores
 
+    def _situation_dense(self, t: Tuning) -> bool:
+        situations = self.index.situations
+        return (situations is not None and situations.vectors is not None and t.situation_dense_weight > 0
+                and (self._question_encoder or self.encoder) is not None)
+
+    def situation_scores(self, q: AnalysedQuestion, t: Tuning, mode: str = "hybrid",
+                         vector: np.ndarray | None = None) -> SituationMatch | None:
+        """Return how the question matches the everyday situations (kb/retrieval/situations.py), per clause row
+        and per situation, or None when the build has none or they weigh nothing: the user's own words by
+        BM25 (not in dense mode), and the question's vector by cosine when it was computed."""
+        situations = self.index.situations
+        if situations is None or not len(situations):
+            return None
+        words = situations.word_scores({w: 1.0 for w in q.user_words}) if mode != "dense" else None
+        cosines = situations.cosines(vector) if vector is not None and self._situation_dense(t) else None
+        per_clause = fuse_situations(None if words is None else situations.best_per_clause(words),
+                                     None if cosines is None else situations.best_per_clause(cosines), t)
+        if per_clause is None:
+            return None
+        return SituationMatch(per_clause, fuse_situations(words, cosines, t))
+
     def coverage_terms(self, q: AnalysedQuestion, t: Tuning = DEFAULT_TUNING) -> list[floor.CoverageTerm]:
         """Return the question's content words as coverage terms, weighed by their idf in this index."""
         terms = []
@@ -269,13 +294,20 @@ class Searcher:
         # computed while the question's vector may still be on its way
         factors = self.lexical_factors(q, t, cover_terms) if options.mode != "dense" else []
         dense = np.zeros(n, dtype=np.float32)
+        vector = None
         if use_dense:
             text = dense_text(q, query, t)
             vector = early.result() if early is not None and early.text == text else None
+            if vector is None and self._situation_dense(t):  # the situations need it too: computed once, here
+                vector = (self._question_encoder or self.encoder).encode_queries([text])
             dense = self.backend.dense(text, t.dense_candidates, where, vector)
         score = combine(lex, dense, options.mode, t)
         for factor in factors:
             score = score * factor
+        situation = self.situation_scores(q, t, options.mode, vector)
+        if situation is not None:  # each clause's best everyday situation, on every chunk of the clause; after the
+            # factors: a situation is evidence of its own, not to be discounted for the words the clause lacks
+            score = score + situation.clauses[self.index.chunk_clause]
         if mask is not None:
             score = np.where(mask[self.index.chunk_doc], score, -np.inf)
 
@@ -311,8 +343,13 @@ class Searcher:
             value = float(score[chunk_row]) if chunk_row is not None else 0.0
             channels = ((("lexical", float(lex[chunk_row])), ("dense", float(dense[chunk_row])))
                         if chunk_row is not None else ())
+            shown = ""
+            if situation is not None:
+                channels += (("situation", float(situation.clauses[clause_row])),)
+                text, weight = self.index.situations.best_text(clause_row, situation.rows)
+                shown = text if weight >= SHOW_SITUATION_MIN else ""
             hits.append(Hit(rank=rank, score=round(value, 4), doc=doc, clause=clause, channels=channels,
-                            exact=clause_row in exact_set))
+                            exact=clause_row in exact_set, situation=shown))
         day = options.as_of or date.today()
         hits = fold_versions(prefer_in_force(hits, day, self.index.versions), day, self.index.versions)[:k]
         return SearchResult(query, tuple(hits), terms, q, verdict.message, verdict.confidence, verdict.coverage)

@@ -92,3 +92,4 @@ class Hit:
     channels: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     exact: bool = False
     also_in: tuple[tuple[Document, Clause], ...] = ()  # outdated versions of this clause with (nearly) the same text
+    situation: str = ""  # the everyday situation that matched this clause (kb/retrieval/situations.py): never policy text

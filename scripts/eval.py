@@ -209,6 +209,9 @@ def timings(searcher: Searcher, questions: list[dict]) -> None:
 # (name, SearchOptions changes, Tuning changes); a row naming a knob this version lacks is skipped
 ABLATIONS = [
     ("shipped hybrid", {}, {}),
+    ("- everyday situations (words and vectors)", {}, {"situation_weight": 0.0, "situation_dense_weight": 0.0}),
+    ("- situations' words", {}, {"situation_weight": 0.0}),
+    ("- situations' vectors", {}, {"situation_dense_weight": 0.0}),
     ("- bridge query expansion", {}, {"bridge_weight": 0.0}),
     ("- longer everyday forms weigh more", {}, {"bridge_long_form_boost": 0.0}),
     ("- index-side expansion", {}, {"index_bridge_weight": 0.0}),

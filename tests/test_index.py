@@ -27,7 +27,9 @@ def test_round_trip_lexical(tmp_path, corpus_copy):
     assert not report.up_to_date and report.documents == n_docs and report.chunks >= report.clauses > 10
     name = read_current(tmp_path / "idx")
     manifest = json.loads((tmp_path / "idx" / BUILDS_DIR / name / "manifest.json").read_text())
-    assert manifest["counts"] == {"documents": n_docs, "clauses": report.clauses, "chunks": report.chunks}
+    assert manifest["counts"] == {"documents": n_docs, "clauses": report.clauses, "chunks": report.chunks,
+                                  "situations": report.situations}
+    assert report.situations > 1000  # the bundled table lands in the bundled corpus
     index = IndexHandle(tmp_path / "idx", None).current()
     assert index.n_clauses == report.clauses and len(index.chunk_ids) == report.chunks
     clauses = index.clauses_of("lianyungang-zjtx-plan-interpretation")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.embed import DEFAULT_MODEL, EmbeddingCache, load_encoder, load_shipped, shipped_path, text_key, write_shipped
-from kb.index import passage_texts
+from kb.embed import (DEFAULT_MODEL, EmbeddingCache, load_encoder, load_shipped, question_key, shipped_path, text_key,
+                      write_shipped)
+from kb.index import passage_texts, placed_situations
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -46,6 +47,18 @@ def test_every_passage_of_the_bundled_corpus_is_shipped(encoder) -> None:
     missing = [t for t in texts if text_key(t) not in have]
     assert not missing, (f"{len(missing)} passages of corpus/ have no shipped vector: "
                          "run python scripts/ship_vectors.py and commit corpus/.vectors/")
+
+
+def test_every_everyday_situation_of_the_bundled_corpus_is_shipped_read_as_a_question(encoder) -> None:
+    texts = placed_situations([CORPUS])
+    have = load_shipped([CORPUS], encoder)
+    assert len(texts) > 1000
+    missing = [t for t in texts if question_key(t) not in have]
+    assert not missing, (f"{len(missing)} situations have no shipped vector: "
+                         "run python scripts/ship_vectors.py and commit corpus/.vectors/")
+    sample = random.Random(12).sample(texts, 4)
+    np.testing.assert_allclose(np.stack([have[question_key(t)] for t in sample]), encoder.encode_queries(sample),
+                               atol=1e-4)
 
 
 def test_shipped_vectors_are_what_the_encoder_gives(encoder) -> None:
