@@ -204,7 +204,9 @@ class SituationField:
         """Return each situation's cosine with the question's vector; None when the build has no vectors."""
         if self.vectors is None:
             return None
-        return self.vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        # einsum, not `@`: numpy's BLAS would wake its thread pool, whose threads then spin beside the next
+        # question's encoder on the same cores (measured: +5 ms over HTTP; einsum's 0.3 ms stays on this thread)
+        return np.einsum("ij,j->i", self.vectors, np.asarray(vector, dtype=np.float32).reshape(-1))
 
     def lexical(self, weights: Mapping[str, float]) -> np.ndarray:
         """Return each clause's best situation BM25 score for the weighted words (0 without situations)."""
