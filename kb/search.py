@@ -346,8 +346,8 @@ class Searcher:
             shown = ""
             if situation is not None:
                 channels += (("situation", float(situation.clauses[clause_row])),)
-                text, weight = self.index.situations.best_text(clause_row, situation.rows)
-                shown = text if weight >= SHOW_SITUATION_MIN else ""
+                said, weight = self.index.situations.best_text(clause_row, situation.rows)
+                shown = said if weight >= SHOW_SITUATION_MIN else ""
             hits.append(Hit(rank=rank, score=round(value, 4), doc=doc, clause=clause, channels=channels,
                             exact=clause_row in exact_set, situation=shown))
         day = options.as_of or date.today()
