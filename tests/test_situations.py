@@ -54,10 +54,10 @@ def test_each_clause_scores_by_its_best_situation(tmp_path):
     S.save_field(tmp_path / "f", np.array([0, 2, 0]), texts, [seg.words(t) for t in texts],
                  np.eye(3, 4, dtype=np.float32))
     field = S.SituationField.load(tmp_path / "f", n_clauses=4)
-    lexical = field.lexical({"招牌": 1.0})
+    lexical = field.best_per_clause(field.word_scores({"招牌": 1.0}))
     assert lexical[0] > 0 and lexical[1] == lexical[2] == lexical[3] == 0  # clause 0 has two, scores its best
     assert lexical[0] == pytest.approx(max(field.words.scores({"招牌": 1.0})[[0, 2]]))
-    cosine = field.cosine(np.array([0.6, 0.8, 0.0, 0.0], dtype=np.float32))
+    cosine = field.best_per_clause(field.cosines(np.array([0.6, 0.8, 0.0, 0.0], dtype=np.float32)))
     assert cosine.tolist() == pytest.approx([0.6, 0.0, 0.8, 0.0])  # situations 0 and 2 are clause 0s; 1 is clause 2s
     # the text shown for a clause is its best-scoring situation
     assert field.best_text(0, np.array([0.1, 0.9, 0.5])) == ("招牌能不能注册", 0.5)

@@ -1,17 +1,18 @@
 """Everyday situations: a field of short descriptions, in a small firm's own words, of the situations in
 which someone needs an article (`kb/data/situations.tsv`), matched against the question.
 
-An owner asks 我们店的牌子被别人抢先用了 where the law says 商标 … 在先使用; the article shares few
-words with the question, but a situation written for it shares many. Each situation belongs to one
-clause; a question scores a clause by its best situation, in two ways:
+An owner describes what happened to the firm; the article states a rule about it in other words and
+shares few words with the question, while a situation written for it shares many. Each situation
+belongs to one clause; a question scores a clause by its best situation, in two ways:
 
 - lexically: BM25 over the situations' jieba words (one row per situation);
 - semantically: the cosine between the question's vector and the situation's, read as a question
   (question against question is what the encoder was trained for), above a floor.
 
-The texts are matching data only: never shown, never cited (a hit still cites the clause's own
-text). They were written by readers shown only the documents (see the file's header), never from
-evaluation questions; a document without situations is searched as before.
+The texts are matching data, never cited: a hit cites the clause's own text, and names the situation
+that brought it only marked as not policy text. They were written by readers shown only the documents
+(see the file's header), never from evaluation questions; a document without situations is searched
+as before.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kb.types import Clause, Document
 from kb.versions import Versions, compare_versions
 
 SITUATIONS_PATH = Path(__file__).resolve().parent.parent / "data" / "situations.tsv"
-FOLDER = "situations"  # inside a build: rows.npy, vectors.npy, bm25/
+FOLDER = "situations"  # inside a build: rows.npy, texts.json, vectors.npy, bm25/
 
 
 @dataclass(frozen=True)
@@ -164,15 +165,13 @@ class SituationField:
         self.vectors = vectors
         self.n_clauses = n_clauses
         self.texts = tuple(texts)
-        if self.texts and len(self.texts) != len(self.clause_rows):
-            raise ValueError(f"situations have {len(self.texts)} texts for {len(self.clause_rows)} rows")
-        order = np.argsort(self.clause_rows, kind="stable")  # situations grouped by clause, for `best_text`
-        self._order = order
-        self._starts = np.searchsorted(self.clause_rows[order], np.arange(n_clauses + 1))
         if len(self.clause_rows) and int(self.clause_rows.max()) >= n_clauses:
             raise ValueError(f"situations point at clause row {int(self.clause_rows.max())} of {n_clauses}")
-        if vectors is not None and len(vectors) != len(self.clause_rows):
-            raise ValueError(f"situations have {len(vectors)} vectors for {len(self.clause_rows)} rows")
+        for name, part in (("texts", self.texts), ("vectors", vectors)):
+            if part is not None and len(part) and len(part) != len(self.clause_rows):
+                raise ValueError(f"situations have {len(part)} {name} for {len(self.clause_rows)} rows")
+        self._order = np.argsort(self.clause_rows, kind="stable")  # situations grouped by clause, for `best_text`
+        self._starts = np.searchsorted(self.clause_rows[self._order], np.arange(n_clauses + 1))
 
     @classmethod
     def load(cls, folder: Path, n_clauses: int, mmap: bool = False) -> SituationField | None:
@@ -207,15 +206,6 @@ class SituationField:
         # einsum, not `@`: numpy's BLAS would wake its thread pool, whose threads then spin beside the next
         # question's encoder on the same cores (measured: +5 ms over HTTP; einsum's 0.3 ms stays on this thread)
         return np.einsum("ij,j->i", self.vectors, np.asarray(vector, dtype=np.float32).reshape(-1))
-
-    def lexical(self, weights: Mapping[str, float]) -> np.ndarray:
-        """Return each clause's best situation BM25 score for the weighted words (0 without situations)."""
-        return self.best_per_clause(self.word_scores(weights))
-
-    def cosine(self, vector: np.ndarray) -> np.ndarray:
-        """Return each clause's best situation cosine with the question's vector (0 without situations)."""
-        cos = self.cosines(vector)
-        return np.zeros(self.n_clauses, dtype=np.float32) if cos is None else self.best_per_clause(cos)
 
     def best_text(self, clause_row: int, row_scores: np.ndarray) -> tuple[str, float]:
         """Return the text and score of the clause's best-scoring situation ("", 0 when it has none)."""
